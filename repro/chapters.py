@@ -1,0 +1,126 @@
+"""The registry of chapters: one entry per paper, numbered as the handbook orders them.
+
+A chapter whose notebook does not exist yet is *planned*: it is listed, and ``repro run`` says so instead of
+failing obscurely. The book's table of contents is generated from this registry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from repro.params import COMMON, Param
+from repro.paths import NOTEBOOKS
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    authors: str
+    venue: str
+    arxiv: str
+    code: str
+
+    @property
+    def arxiv_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv}"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: int
+    slug: str
+    title: str
+    paper: Paper
+    params: tuple[Param, ...] = field(default=COMMON)
+
+    @property
+    def stem(self) -> str:
+        return f"{self.number:02d}_{self.slug}"
+
+    @property
+    def notebook(self):
+        return NOTEBOOKS / f"{self.stem}.ipynb"
+
+    @property
+    def planned(self) -> bool:
+        return not self.notebook.exists()
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+
+SYLVIE_PARAMS = COMMON + (
+    Param("model", str, "sage", ("sage", "gcn"), help="GraphSAGE-mean or GCN, full-batch"),
+    Param("hidden", int, 128, minimum=8, help="hidden width H of every layer"),
+    Param("bits", int, 1, (1, 2, 4, 8), help="Sylvie's bit width for features and gradients"),
+    Param("staleness_bound", int, 5, minimum=1, help="k of the Bounded Staleness Adaptor: a synchronous epoch every k"),
+    Param("bns_rate", float, 0.1, minimum=0.0, help="BNS-GCN boundary sampling rate p"),
+    Param("quant_backend", str, "auto", ("auto", "torch", "triton"), help="auto: Triton on CUDA, torch on CPU"),
+)
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter(1, "ademvl", "ADEM-VL: parameter-free cross-attention for vision-language tuning",
+            Paper("ADEM-VL: Adaptive and Embedded Fusion for Efficient Vision-Language Tuning",
+                  "Zhiwei Hao, Jianyuan Guo, Li Shen, Yong Luo, Han Hu, Yonggang Wen", "IJCV 2025", "2410.17779",
+                  "https://github.com/Hao840/ADEM-VL")),
+    Chapter(2, "jioc", "JIOC: input/output coordination for class-incremental learning",
+            Paper("Joint Input and Output Coordination for Class-Incremental Learning",
+                  "Shuai Wang, Yibing Zhan, Yong Luo, Han Hu, Wei Yu, Yonggang Wen, Dacheng Tao", "IJCAI 2024",
+                  "2409.05620", "(no official code)")),
+    Chapter(3, "torchgt", "TorchGT: graph transformer training at scale",
+            Paper("TorchGT: A Holistic System for Large-scale Graph Transformer Training",
+                  "Meng Zhang, Jie Sun, Qinghao Hu, Peng Sun, Zeke Wang, Yonggang Wen, Tianwei Zhang", "SC'24",
+                  "2407.14106", "https://github.com/zxmeng98/torchgt")),
+    Chapter(4, "acme", "Acme: LLM development in the datacenter",
+            Paper("Characterization of Large Language Model Development in the Datacenter",
+                  "Qinghao Hu, Zhisheng Ye, Zerui Wang, Guoteng Wang, Meng Zhang, Qiaoling Chen, Peng Sun, Dahua Lin, "
+                  "Xiaolin Wang, Yingwei Luo, Yonggang Wen, Tianwei Zhang", "NSDI'24", "2403.07648",
+                  "https://github.com/InternLM/AcmeTrace")),
+    Chapter(5, "tdpor", "TDPO-R: diffusion alignment against reward overoptimization",
+            Paper("Confronting Reward Overoptimization for Diffusion Models: A Perspective of Inductive and Primacy "
+                  "Biases", "Ziyi Zhang, Sen Zhang, Yibing Zhan, Yong Luo, Yonggang Wen, Dacheng Tao", "ICML 2024",
+                  "2402.08552", "https://github.com/ZiyiZhang27/tdpo")),
+    Chapter(6, "partseg", "PartSeg: few-shot part segmentation via part-aware prompts",
+            Paper("PartSeg: Few-shot Part Segmentation via Part-aware Prompt Learning",
+                  "Mengya Han, Heliang Zheng, Chaoyue Wang, Yong Luo, Han Hu, Jing Zhang, Bo Du",
+                  "Pattern Recognition 2025", "2308.12757", "(no official code)")),
+    Chapter(7, "wsol", "WSOL with a binary-class detector and weighted-entropy loss",
+            Paper("Rethinking the Localization in Weakly Supervised Object Localization",
+                  "Rui Xu, Yong Luo, Han Hu, Bo Du, Jialie Shen, Yonggang Wen", "ACM MM 2023", "2308.06161",
+                  "(no official code)")),
+    Chapter(8, "mas", "MAS: merge-and-split for simultaneous federated tasks",
+            Paper("MAS: Towards Resource-Efficient Federated Multiple-Task Learning",
+                  "Weiming Zhuang, Yonggang Wen, Lingjuan Lyu, Shuai Zhang", "ICCV 2023", "2307.11285",
+                  "https://github.com/EasyFL-AI/EasyFL")),
+    Chapter(9, "fha_kitchens", "FHA-Kitchens: fine-grained hand actions in kitchens",
+            Paper("FHA-Kitchens: A Novel Dataset for Fine-Grained Hand Action Recognition in Kitchen Scenes",
+                  "Ting Zhe, Yongqian Li, Jing Zhang, Yong Luo, Han Hu, Bo Du, Yonggang Wen, Dacheng Tao",
+                  "arXiv preprint", "2306.10858", "https://github.com/superZ678/FHA-Kitchens")),
+    Chapter(10, "sylvie", "Sylvie: one-bit communication for distributed GNN training",
+            Paper("Boosting Distributed Full-graph GNN Training with Asynchronous One-bit Communication",
+                  "Meng Zhang, Qinghao Hu, Peng Sun, Yonggang Wen, Tianwei Zhang", "arXiv preprint", "2303.01277",
+                  "https://github.com/zxmeng98/Sylvie"),
+            params=SYLVIE_PARAMS),
+)
+
+BY_SLUG = {c.slug: c for c in CHAPTERS}
+
+
+class UnknownChapterError(KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def get(name: str) -> Chapter:
+    """Find a chapter by slug, stem ("10_sylvie") or number ("10")."""
+    key = name.strip().lower().removesuffix(".ipynb")
+    for c in CHAPTERS:
+        if key in (c.slug, c.stem, str(c.number), f"{c.number:02d}"):
+            return c
+    raise UnknownChapterError(
+        f"unknown chapter {name!r}; known chapters: {', '.join(c.slug for c in CHAPTERS)} (see `repro list`)"
+    )
+
+
+def available() -> list[Chapter]:
+    """The chapters that have a notebook."""
+    return [c for c in CHAPTERS if not c.planned]

@@ -1,0 +1,189 @@
+"""The dataset registry: where each file comes from, its checksum, its license, and how it is resolved.
+
+Resolution order for every file: the writable cache (``REPRO_DATA``, default ``data/cache``), then known read-only
+mirrors (``REPRO_MIRRORS``, then ``../shared/data`` beside the checkout), then a download from the upstream URL.
+Whatever the source, the sha256 must match before the file is used; a read-only mirror is copied into the cache
+first. If every source fails, :class:`DataNotFoundError` names the dataset, the files and where to put them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro.paths import REPO_ROOT, data_cache
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No source could supply a verified copy of a dataset file. The message says what to do."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str  # relative to the dataset's folder in the cache and in mirrors
+    sha256: str
+    url: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    folder: str  # relative to the cache root and to each mirror root
+    files: tuple[DataFile, ...]
+    license: str
+    upstream: str
+    description: str
+
+
+def _planetoid(name: str, sums: dict[str, tuple[str, int]]) -> Dataset:
+    base = "https://github.com/kimiyoung/planetoid/raw/master/data"
+    files = tuple(DataFile(f"raw/ind.{name.lower()}.{ext}", sha, f"{base}/ind.{name.lower()}.{ext}", size)
+                  for ext, (sha, size) in sums.items())
+    return Dataset(name.lower(), f"planetoid/{name}", files, "MIT (planetoid repository)",
+                   "https://github.com/kimiyoung/planetoid", f"{name} citation graph, raw Planetoid split files")
+
+
+CORA = _planetoid("Cora", {
+    "x": ("23cfa55d91c6f624233f5eb7b6e3f141f1bd2b2ae39608a63cf5d084bb27baab", 22119),
+    "y": ("94465c14eb53e04ca262198dcbb2521ee8af60fb3f3d546cd6ca24a511b0e7d1", 4054),
+    "tx": ("b9afbaa4a400df991f6f02ef677e1e44da55ffc04801fd02f9e673987829226a", 148025),
+    "ty": ("41f5ac76596a1699cc33f53084a2419e92961c42bb75f36fc38e616d348532ad", 28135),
+    "allx": ("9419ba2f26f5c35243db64aba110e0f35a04851609e0dc5433450676ca6b8543", 257305),
+    "ally": ("2b998f5cc7fedc86e7f97ca2498f47a1ffc1462c29e2d578b23bf3f62b6e7d71", 47959),
+    "graph": ("58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d", 59847),
+    "test.index": ("297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875", 5000),
+})
+
+ACMETRACE_SUMMARY = Dataset(
+    "acmetrace_summary", "acmetrace",
+    (DataFile("cluster_summary.csv", "cde7a7d4ba1596ea165cf4583137d2095020abebbc26b3cd834284c16e8e6ecf",
+              "https://github.com/InternLM/AcmeTrace/raw/main/data/cluster_summary.csv", 0),),
+    "CC-BY-4.0", "https://github.com/InternLM/AcmeTrace",
+    "Per-cluster job statistics for Seren, Kalos, Philly and Helios")
+
+FHA_KITCHENS = Dataset(
+    "fha_kitchens", "fha_kitchens",
+    (DataFile("val_data.csv", "aba2b7ddf4a1c2948004b46341200f9e7afd3a5ecbb53718d00c21a60698fa10",
+              "https://github.com/superZ678/FHA-Kitchens/raw/main/data/val_data.csv", 3466113),
+     DataFile("action_triplet.csv", "f4e657d77c7e4ab196f434a7d6eebabb2da804e67115c18916be087b8a3611aa",
+              "https://github.com/superZ678/FHA-Kitchens/raw/main/data/action_triplet.csv", 49466)),
+    "MIT", "https://github.com/superZ678/FHA-Kitchens", "FHA-Kitchens validation annotations and action triplets")
+
+REGISTRY: dict[str, Dataset] = {d.name: d for d in (CORA, ACMETRACE_SUMMARY, FHA_KITCHENS)}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def mirrors() -> list[Path]:
+    """Read-only mirror roots, in the order they are tried."""
+    roots = [Path(p) for p in os.environ.get("REPRO_MIRRORS", "").split(os.pathsep) if p]
+    roots += [REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    seen, out = set(), []
+    for r in roots:
+        r = r.expanduser().resolve()
+        if r not in seen and r.is_dir():
+            seen.add(r)
+            out.append(r)
+    return out
+
+
+def _download(url: str, target: Path, timeout: float) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def _place(source: Path | None, url: str | None, dest: Path, expected: str, timeout: float) -> str | None:
+    """Copy or download into a temporary file beside ``dest``, verify it, then move it in. Returns an error."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".partial-")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        if source is not None:
+            shutil.copyfile(source, tmp_path)
+        else:
+            _download(url, tmp_path, timeout)
+        got = sha256(tmp_path)
+        if got != expected:
+            return f"checksum mismatch (got {got[:12]}..., expected {expected[:12]}...)"
+        os.chmod(tmp_path, 0o644)
+        tmp_path.replace(dest)
+        return None
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _fill_from_sources(ds: Dataset, f: DataFile, dest: Path, download: bool, timeout: float,
+                       tried: list[str]) -> bool:
+    """Try each mirror, then upstream, for one file. Appends what failed to ``tried``."""
+    for root in mirrors():
+        candidate = root / ds.folder / f.path
+        if candidate.exists():
+            err = _place(candidate, None, dest, f.sha256, timeout)
+            if err is None:
+                return True
+            tried.append(f"mirror {candidate}: {err}")
+    if not download:
+        tried.append("download: disabled (REPRO_OFFLINE is set)")
+        return False
+    err = _place(None, f.url, dest, f.sha256, timeout)
+    if err is None:
+        return True
+    tried.append(f"download {f.url}: {err}")
+    return False
+
+
+def resolve(name: str, download: bool | None = None, timeout: float = 30.0) -> Path:
+    """Return the cache folder of dataset ``name`` with every file present and verified.
+
+    ``download`` defaults to on unless ``REPRO_OFFLINE`` is set. A cached file with a wrong checksum is never
+    used: it is replaced from a mirror or upstream, or reported.
+    """
+    if name not in REGISTRY:
+        raise KeyError(f"unknown dataset {name!r}; registered: {', '.join(REGISTRY)}")
+    ds = REGISTRY[name]
+    if download is None:
+        download = not os.environ.get("REPRO_OFFLINE")
+    folder = data_cache() / ds.folder
+    failures: list[str] = []
+    for f in ds.files:
+        dest = folder / f.path
+        tried: list[str] = []
+        if dest.exists():
+            if sha256(dest) == f.sha256:
+                continue
+            tried.append(f"cache: {dest} is corrupted (checksum mismatch); replacing it")
+            dest.unlink()
+        if not _fill_from_sources(ds, f, dest, download, timeout, tried):
+            failures.append(f"  {f.path}: " + "; ".join(tried or ["no mirror holds it"]))
+    if failures:
+        raise DataNotFoundError(
+            f"dataset {name!r} ({ds.description}) is missing files.\n" + "\n".join(failures) + "\n"
+            f"Place verified copies under {folder}/ (upstream: {ds.upstream}), or set REPRO_DATA to a cache that "
+            f"holds them, or REPRO_MIRRORS to a folder laid out as <mirror>/{ds.folder}/..."
+        )
+    return folder
+
+
+def load_cora():
+    """Cora as a torch-geometric ``Data`` (2,708 nodes, 1,433 features, 7 classes, the public split).
+
+    torch-geometric's Planetoid parses the raw pickles only after :func:`resolve` has verified their checksums.
+    """
+    from torch_geometric.datasets import Planetoid
+
+    folder = resolve("cora")
+    return Planetoid(str(folder.parent), "Cora")[0]
