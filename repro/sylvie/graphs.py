@@ -46,8 +46,8 @@ def cora() -> Graph:
                  d.val_mask, d.test_mask, int(d.y.max()) + 1)
 
 
-def sbm(num_nodes: int, num_classes: int = 8, avg_degree: float = 10.0, homophily: float = 0.8,
-        num_features: int = 32, signal: float = 0.5, seed: int = 0) -> Graph:
+def sbm(num_nodes: int, num_classes: int = 8, avg_degree: float = 10.0, homophily: float = 0.5,
+        num_features: int = 32, signal: float = 0.2, seed: int = 0) -> Graph:
     """A stochastic block model with randomly permuted node ids (no locality in the numbering).
 
     Labels are the blocks. Each node draws about ``avg_degree / 2`` edges, a fraction ``homophily`` inside its block.

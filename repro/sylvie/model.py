@@ -6,16 +6,50 @@ halo rows that ``exchange`` returns, so communication happens at layers 1..L-1, 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
 from torch import nn
 
+# CSR matmul is the fast CPU path for our fixed graphs; torch flags the layout as beta on every construction.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
 from repro.sylvie.partition import RankGraph
 
 
+class Aggregation:
+    """A fixed sparse operator A [n_out, n_in] applied as ``A @ h`` with a precomputed CSR transpose for the
+    backward pass (torch's COO backward re-sorts A^T on every call, which costs more than the layer itself)."""
+
+    def __init__(self, coo: torch.Tensor):
+        coo = coo.coalesce()
+        self.shape = tuple(coo.shape)
+        self.forward_csr = coo.to_sparse_csr()
+        self.backward_csr = coo.t().coalesce().to_sparse_csr()
+
+    def to(self, device) -> "Aggregation":
+        self.forward_csr = self.forward_csr.to(device)
+        self.backward_csr = self.backward_csr.to(device)
+        return self
+
+    def __matmul__(self, h: torch.Tensor) -> torch.Tensor:
+        return _SparseMatmul.apply(h, self)
+
+
+class _SparseMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, op: Aggregation):
+        ctx.op = op
+        return op.forward_csr @ h
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.op.backward_csr @ grad.contiguous(), None
+
+
 def aggregation_matrix(rg: RankGraph, kind: str, halo_keep: torch.Tensor | None = None,
-                       halo_rate: float = 1.0) -> torch.Tensor:
+                       halo_rate: float = 1.0) -> Aggregation:
     """Sparse [n_inner, n_inner + n_halo] operator of one layer's neighbour aggregation.
 
     sage: the mean over in-neighbours. gcn: D^-1/2 (A + I) D^-1/2 with full-graph degrees.
@@ -40,8 +74,8 @@ def aggregation_matrix(rg: RankGraph, kind: str, halo_keep: torch.Tensor | None 
         weight = torch.cat([weight, d[: rg.n_inner] ** 2])
     else:
         raise ValueError(f"model must be 'sage' or 'gcn', got {kind!r}")
-    return torch.sparse_coo_tensor(torch.stack([dst, src]), weight, (rg.n_inner, n_local),
-                                   check_invariants=False).coalesce()
+    return Aggregation(torch.sparse_coo_tensor(torch.stack([dst, src]), weight, (rg.n_inner, n_local),
+                                               check_invariants=False))
 
 
 def full_graph_aggregate(x: torch.Tensor, edge_index: torch.Tensor, kind: str) -> torch.Tensor:
@@ -76,7 +110,7 @@ class PartitionedGNN(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers - 1))
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, agg0: torch.Tensor, adjacency: torch.Tensor,
+    def forward(self, x: torch.Tensor, agg0: torch.Tensor, adjacency: Aggregation,
                 exchange: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         h = self._combine(0, x, agg0)
         for layer in range(1, len(self.lin)):

@@ -160,6 +160,7 @@ class Launch:
     edge_cut: int
     halo_rows: list[int]
     boundary_rows: list[int]
+    pair_rows: list[list[int]]  # pair_rows[r][s]: boundary rows that rank r sends to rank s each exchange
     settings: TrainSettings
     runs: list[dict]
     wall_s: float
@@ -185,7 +186,7 @@ def launch(graph: Graph, parts: int, methods: list[Method], seeds: list[int], cf
         total = len(methods) * len(seeds) * cfg.epochs
         bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             bar = tqdm(total=total, desc=f"{graph.name} P={parts}", unit="epoch", leave=False)
         procs = mp.start_processes(_worker, args=(parts, _free_port(), job_path, result_path, queue),
@@ -199,7 +200,8 @@ def launch(graph: Graph, parts: int, methods: list[Method], seeds: list[int], cf
             bar.close()
         runs = torch.load(result_path, weights_only=False)
     return Launch(graph.name, parts, graph.num_nodes, graph.num_edges // 2, edge_cut(graph, owner),
-                  [r.n_halo for r in ranks], [int(sum(len(i) for i in r.send_index)) for r in ranks], cfg, runs,
+                  [r.n_halo for r in ranks], [int(sum(len(i) for i in r.send_index)) for r in ranks],
+                  [[len(i) for i in r.send_index] for r in ranks], cfg, runs,
                   time.perf_counter() - started)
 
 
