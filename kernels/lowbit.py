@@ -8,7 +8,8 @@ Wire format of one message of ``n`` rows of width ``H`` at ``bits`` b in {1, 2, 
 
 Quantisation is ``q = clamp(floor((x - mn) / step + u), 0, 2^b - 1)`` with ``u ~ U[0, 1)``: stochastic rounding,
 unbiased up to the fp16 rounding of ``mn`` and ``step``. Dequantisation is ``mn + q * step``. A constant row (or one
-whose step underflows fp16) has ``step = 0`` and dequantises to ``mn`` without NaN.
+whose step underflows fp16, or whose fp16 min rounds above its max) has ``step = 0`` and dequantises to ``mn``
+without NaN.
 
 ``quantize_pack_reference`` / ``dequantize_scatter_add_reference`` are the plain-torch references;
 ``quantize_pack_triton`` / ``dequantize_scatter_add_triton`` are the fused Triton kernels with the same contract.
@@ -54,7 +55,7 @@ def quantize_pack_reference(x: torch.Tensor, bits: int, noise: torch.Tensor):
     r, top = rows_per_byte(bits), levels(bits)
     mn16 = x.amin(dim=1).to(torch.float16)
     mn = mn16.to(torch.float32)
-    step16 = ((x.amax(dim=1) - mn) / top).to(torch.float16)
+    step16 = ((x.amax(dim=1) - mn) / top).clamp_min(0.0).to(torch.float16)
     step = step16.to(torch.float32)
     live = step > 0
     scaled = (x - mn[:, None]) / torch.where(live, step, torch.ones_like(step))[:, None]
@@ -98,7 +99,7 @@ def _quantize_pack_kernel(x_ptr, noise_ptr, packed_ptr, mn_ptr, step_ptr, n, wid
     mn = mn16.to(tl.float32)
     mx = tl.max(tl.where(mask, x, float("-inf")), axis=1)
     top = (1 << BITS) - 1
-    step16 = ((mx - mn) / top).to(tl.float16)
+    step16 = tl.maximum((mx - mn) / top, 0.0).to(tl.float16)
     step = step16.to(tl.float32)
     live = step > 0
     if USE_NOISE:

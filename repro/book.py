@@ -87,7 +87,8 @@ def scoreboard_markdown(results: list[RunResult]) -> str:
         "<table><thead><tr><th>chapter</th><th>claim</th><th>paper (source)</th><th>measured</th><th>scale</th>"
         "<th>seeds</th><th>verdict</th></tr></thead><tbody>",
         *claim_rows, "</tbody></table>", "",
-        ("Chapters not written yet: " + ", ".join(f"{c.number:02d} {c.slug}" for c in planned) + ".") if planned else "",
+        ("Chapters not written yet: " + ", ".join(f"{c.number:02d} {c.slug}" for c in planned) + ".")
+        if planned else "",
         "",
     ])
 

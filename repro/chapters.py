@@ -6,6 +6,7 @@ failing obscurely. The book's table of contents is generated from this registry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from repro.params import COMMON, Param
 from repro.paths import NOTEBOOKS
@@ -31,14 +32,15 @@ class Chapter:
     title: str
     paper: Paper
     params: tuple[Param, ...] = field(default=COMMON)
+    source: Path | None = None  # the notebook, when it is not notebooks/NN_slug.ipynb (tests use this)
 
     @property
     def stem(self) -> str:
         return f"{self.number:02d}_{self.slug}"
 
     @property
-    def notebook(self):
-        return NOTEBOOKS / f"{self.stem}.ipynb"
+    def notebook(self) -> Path:
+        return self.source or NOTEBOOKS / f"{self.stem}.ipynb"
 
     @property
     def planned(self) -> bool:

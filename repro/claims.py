@@ -139,7 +139,8 @@ class Claim:
         if self.measured is None or (isinstance(self.measured, float) and math.isnan(self.measured)):
             self.verdict, self.reason = NOT_TESTED, self.note or "no measurement at this scale"
         elif getattr(self.rule, "margin_std", 0) and self.seeds < 2:
-            self.verdict, self.reason = NOT_TESTED, "the rule weighs the effect against the seed spread: needs >= 2 seeds"
+            self.verdict = NOT_TESTED
+            self.reason = "the rule weighs the effect against the seed spread: needs >= 2 seeds"
         else:
             self.verdict, self.reason = self.rule.judge(float(self.measured), self.std)
         return self.verdict

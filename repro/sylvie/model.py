@@ -12,9 +12,6 @@ from typing import Callable
 import torch
 from torch import nn
 
-# CSR matmul is the fast CPU path for our fixed graphs; torch flags the layout as beta on every construction.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-
 from repro.sylvie.partition import RankGraph
 
 
@@ -25,8 +22,10 @@ class Aggregation:
     def __init__(self, coo: torch.Tensor):
         coo = coo.coalesce()
         self.shape = tuple(coo.shape)
-        self.forward_csr = coo.to_sparse_csr()
-        self.backward_csr = coo.t().coalesce().to_sparse_csr()
+        with warnings.catch_warnings():  # torch flags the CSR layout as beta on every construction
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.forward_csr = coo.to_sparse_csr()
+            self.backward_csr = coo.t().coalesce().to_sparse_csr()
 
     def to(self, device) -> "Aggregation":
         self.forward_csr = self.forward_csr.to(device)

@@ -149,6 +149,49 @@ def _worker(rank: int, world: int, port: int, job_path: str, result_path: str, q
         dist.destroy_process_group()
 
 
+def _verify_worker(rank: int, world: int, port: int, job_path: str, out_dir: str) -> None:
+    job = torch.load(job_path, weights_only=False)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=60))
+    try:
+        rg = job["ranks"][rank]
+        cfg: TrainSettings = job["settings"]
+        torch.manual_seed(0)
+        model = PartitionedGNN(cfg.model, rg.x.shape[1], cfg.hidden, job["classes"], cfg.layers).eval()
+        exchange = HaloExchange(rg, VANILLA, cfg.hidden, cfg.layers, seed=0)
+        with torch.no_grad():
+            out = model(rg.x, job["agg0"][rank], aggregation_matrix(rg, cfg.model), exchange.eval_features)
+        torch.save({"inner": rg.inner, "out": out}, Path(out_dir) / f"rank{rank}.pt")
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def verify_exchange(graph: Graph, parts: int, cfg: TrainSettings) -> float:
+    """Max |difference| between the partitioned forward pass (real processes, fp32 halo exchange) and the same
+    model run on the whole graph in one process. Equal up to the order of fp32 sums (about 1e-6)."""
+    owner = partition(graph, parts)
+    ranks = split(graph, owner)
+    agg0 = full_graph_aggregate(graph.x, graph.edge_index, cfg.model)
+    torch.manual_seed(0)
+    model = PartitionedGNN(cfg.model, graph.x.shape[1], cfg.hidden, graph.num_classes, cfg.layers).eval()
+    whole = split(graph, torch.zeros(graph.num_nodes, dtype=torch.long))[0]
+    with torch.no_grad():
+        reference = model(whole.x, agg0, aggregation_matrix(whole, cfg.model),
+                          lambda layer, h: h.new_zeros(0, h.shape[1]))
+    with tempfile.TemporaryDirectory(prefix="repro-sylvie-verify-") as tmp:
+        job_path = str(Path(tmp) / "job.pt")
+        torch.save({"ranks": ranks, "agg0": [agg0[r.inner] for r in ranks], "settings": cfg,
+                    "classes": graph.num_classes}, job_path)
+        mp.start_processes(_verify_worker, args=(parts, _free_port(), job_path, tmp), nprocs=parts,
+                           start_method="spawn")
+        worst = 0.0
+        for r in range(parts):
+            got = torch.load(Path(tmp) / f"rank{r}.pt")
+            worst = max(worst, float((got["out"] - reference[got["inner"]]).abs().max()))
+    return worst
+
+
 @dataclass
 class Launch:
     """What one launch measured: the partition and every (method, seed) run."""

@@ -1,0 +1,30 @@
+"""A throwaway chapter for runner and book tests: it records one claim, then (optionally) crashes."""
+from pathlib import Path
+
+import nbformat
+
+from repro.chapters import Chapter, Paper
+
+
+def write_chapter(folder: Path, crash: bool) -> Chapter:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('scale = "default"\ndevice = "auto"\nseed = 0')
+    params.metadata["tags"] = ["parameters"]
+    body = ("import repro\nfrom repro.claims import AtLeast, Claim\n"
+            "repro.record_claims('demo', [Claim('c1', 'one is at least one', 1, 'Table 0', 1.0, 'x', AtLeast(1))], "
+            "scale)")
+    nb.cells = [nbformat.v4.new_markdown_cell("# A demo chapter"), params, nbformat.v4.new_code_cell(body)]
+    if crash:
+        nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('the experiment diverged')"))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / ("99_crashing.ipynb" if crash else "98_demo.ipynb")
+    nbformat.write(nb, path)
+    slug = "crashing" if crash else "demo"
+    return Chapter(99 if crash else 98, slug, f"A {slug} chapter",
+                   Paper("A demo", "Nobody", "nowhere", "0000.00000", "none"), source=path)
+
+
+def register(monkeypatch, *extra: Chapter) -> None:
+    from repro import chapters
+
+    monkeypatch.setattr(chapters, "CHAPTERS", chapters.CHAPTERS + tuple(extra))

@@ -1,0 +1,17 @@
+"""Every registered chapter executes at scale="smoke" through the same runner as `repro run`."""
+import pytest
+
+from repro import chapters, runner
+from repro.claims import VERDICTS
+
+
+@pytest.mark.chapter
+@pytest.mark.parametrize("chapter", chapters.available(), ids=lambda c: c.slug)
+def test_chapter_runs_at_smoke_scale(chapter, record_property):
+    result = runner.run_chapter(chapter.slug, {"scale": "smoke"}, progress=False)
+    record_property("wall_s", result.wall_s)
+    print(f"\n{chapter.slug}: {result.status} in {result.wall_s:.1f} s at smoke scale")
+    assert result.status == "ran", result.error
+    assert result.claims, "no claims recorded"
+    assert all(c["verdict"] in VERDICTS for c in result.claims)
+    assert result.provenance.get("git_commit") and result.provenance.get("wall_time_s") is not None
