@@ -57,6 +57,8 @@ SYLVIE_PARAMS = COMMON + (
     Param("staleness_bound", int, 5, minimum=1, help="k of the Bounded Staleness Adaptor: a synchronous epoch every k"),
     Param("bns_rate", float, 0.1, minimum=0.0, help="BNS-GCN boundary sampling rate p"),
     Param("quant_backend", str, "auto", ("auto", "torch", "triton"), help="auto: Triton on CUDA, torch on CPU"),
+    Param("large_graph", str, "sbm", ("sbm", "reddit", "ogbn-products"),
+          help="the graph beside Cora: the seeded SBM, or a real graph already in the data cache (full scale)"),
 )
 
 CHAPTERS: tuple[Chapter, ...] = (

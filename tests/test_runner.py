@@ -43,7 +43,7 @@ def test_planned_chapter_says_so():
 
 @pytest.mark.parametrize("argv, fragment", [
     (["run", "nosuch"], "unknown chapter 'nosuch'; known chapters:"),
-    (["run", "sylvie", "-p", "bits", "3"], "parameter 'bits' got 3 (int); it accepts one of 1, 2, 4, 8"),
+    (["run", "sylvie", "-p", "bits", "3"], "parameter 'bits' got 3; it accepts one of 1, 2, 4, 8"),
     (["run", "sylvie", "--scale", "huge"], "it accepts one of 'smoke', 'default', 'full'"),
     (["run", "sylvie", "-p", "colour", "red"], "has no parameter 'colour'"),
     (["run", "mas"], "planned but has no notebook yet"),
@@ -60,3 +60,18 @@ def test_cli_list_shows_every_chapter(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == len(chapters.CHAPTERS) and "planned" in out
+
+
+def test_sweep_aggregates_over_seeds(tmp_path, monkeypatch, capsys):
+    register(monkeypatch, write_chapter(tmp_path, crash=False))
+    assert cli.main(["sweep", "demo", "-p", "seed", "0", "1", "--scale", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep over seed = 0 1" in out and "c1: 1 ± 0 x" in out and "0: reproduced, 1: reproduced" in out
+
+
+def test_scoreboard_prints_and_writes_files(tmp_path, monkeypatch, capsys):
+    register(monkeypatch, write_chapter(tmp_path, crash=False))
+    runner.run_chapter("demo", {"scale": "smoke"}, progress=False)
+    assert cli.main(["scoreboard"]) == 0
+    out = capsys.readouterr().out
+    assert "c1" in out and "scoreboard.csv" in out

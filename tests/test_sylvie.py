@@ -87,3 +87,12 @@ def test_two_process_gloo_training_counts_bytes_and_converges():
     for run in launch.runs:
         assert run["loss"][-1] < 0.7 * run["loss"][0], run["method"]
         assert run["test_acc"] > 0.5, run["method"]  # 8 classes: chance is 0.125
+
+
+def test_the_same_seed_gives_the_same_numbers():
+    graph = graphs.sbm(1200, seed=3)
+    cfg = train.TrainSettings(hidden=16, epochs=6, eval_every=3)
+    methods = [train.sylvie_a(1, k=2), train.bns(0.3)]
+    first, second = (train.launch(graph, 2, methods, [5], cfg, progress=False) for _ in range(2))
+    for a, b in zip(first.runs, second.runs):
+        assert a["loss"] == b["loss"] and a["curve"] == b["curve"] and a["bytes_total"] == b["bytes_total"]

@@ -51,14 +51,14 @@ class Results:
 
 
 def run(scale: str, seed: int, model: str, hidden: int, bits: int, staleness_bound: int, bns_rate: float,
-        backend: str, device: str, progress: bool = True) -> Results:
+        backend: str, device: str, large_graph: str = "sbm", progress: bool = True) -> Results:
     """Everything the chapter measures. Every launch spawns real processes over torch.distributed."""
     plan = PLANS[scale]
     seeds = [seed + i for i in range(plan.seeds)]
     base = TrainSettings(model=model, hidden=hidden, backend=backend, device=device, eval_every=plan.eval_every)
     core = core_methods(bits, staleness_bound, bns_rate)
     cora = graphs.cora()
-    sbm = graphs.sbm(plan.sbm_nodes, seed=seed)
+    sbm = graphs.sbm(plan.sbm_nodes, seed=seed) if large_graph == "sbm" else graphs.from_cache(large_graph)
     cora_run = launch(cora, 2, core + ablation_methods(bits), seeds, replace(base, epochs=plan.cora_epochs),
                       progress=progress)
     sbm_run = launch(sbm, 2, core, seeds, replace(base, epochs=plan.sbm_epochs), progress=progress)

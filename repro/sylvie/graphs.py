@@ -75,3 +75,50 @@ def sbm(num_nodes: int, num_classes: int = 8, avg_degree: float = 10.0, homophil
     val[order[num_nodes // 5: 2 * num_nodes // 5]] = True
     test[order[2 * num_nodes // 5:]] = True
     return Graph(f"SBM-{num_nodes // 1000}k", x, y, edge_index, train, val, test, num_classes)
+
+
+CACHED_GRAPHS = {
+    # name: (loader, files its loader reads under <cache>/<name>/, where they come from)
+    "reddit": ("torch_geometric.datasets.Reddit", ("raw/reddit_data.npz", "raw/reddit_graph.npz"),
+               "https://data.dgl.ai/dataset/reddit.zip (unzip into raw/)"),
+    "ogbn-products": ("ogb.nodeproppred.PygNodePropPredDataset", ("ogbn_products/raw/",),
+                      "https://ogb.stanford.edu (the ogb package downloads it into ogbn_products/)"),
+}
+
+
+def from_cache(name: str) -> Graph:
+    """Reddit or ogbn-products, read by their PyG/OGB loaders from the data cache when the files are there.
+
+    These graphs are for the ``full`` scale on a GPU machine. Nothing is downloaded: a missing file stops with a
+    message naming it and where to put it.
+    """
+    from repro.data import DataNotFoundError
+    from repro.paths import data_cache
+
+    if name not in CACHED_GRAPHS:
+        raise ValueError(f"unknown large graph {name!r}; known: {', '.join(CACHED_GRAPHS)}")
+    loader, files, origin = CACHED_GRAPHS[name]
+    root = data_cache() / name
+    missing = [f for f in files if not (root / f).exists()]
+    if missing:
+        raise DataNotFoundError(f"graph {name!r} is not in the cache: missing {', '.join(missing)} under {root}/. "
+                                f"Fetch it from {origin}, or use large_graph='sbm'.")
+    if name == "reddit":
+        from torch_geometric.datasets import Reddit
+
+        d = Reddit(str(root))[0]
+        masks = d.train_mask, d.val_mask, d.test_mask
+    else:
+        try:
+            from ogb.nodeproppred import PygNodePropPredDataset
+        except ImportError as exc:
+            raise ImportError("ogbn-products needs the ogb package: pip install ogb") from exc
+        dataset = PygNodePropPredDataset("ogbn-products", root=str(root))
+        d, split = dataset[0], dataset.get_idx_split()
+        d.y = d.y.flatten()
+        masks = []
+        for key in ("train", "valid", "test"):
+            mask = torch.zeros(d.num_nodes, dtype=torch.bool)
+            mask[split[key]] = True
+            masks.append(mask)
+    return Graph(name, d.x.float(), d.y, _clean_undirected(d.edge_index, d.num_nodes), *masks, int(d.y.max()) + 1)

@@ -33,7 +33,7 @@ def partition(graph: Graph, parts: int, method: str = "metis", seed: int = 0) ->
     xadj = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(np.bincount(src.numpy(), minlength=n), out=xadj[1:])
     options = pymetis.Options(seed=seed)
-    _, membership = pymetis.part_graph(parts, xadj=xadj, adjncy=adjncy, options=options)
+    _, membership = pymetis.part_graph(parts, pymetis.CSRAdjacency(xadj, adjncy), options=options)
     return torch.as_tensor(np.asarray(membership), dtype=torch.long)
 
 

@@ -124,10 +124,10 @@ def claims(cora: Launch, sbm: Launch, bytes_256: Launch, names: dict[str, str], 
                      "message_bytes(): packed rows + fp16 min and step", measured_h / analytic_h, "measured/formula",
                      Tolerance(1.0, 1e-6)))
     value, source = PAPER["acc_gap"]
-    for graph, launch in (("Cora", cora), (sbm.graph, sbm)):
+    for key, graph, launch in (("cora", "Cora", cora), ("large", sbm.graph, sbm)):
         for role in ("sync", "bounded"):
             gap, std, n = paired_gap(launch, names[role], names["vanilla"])
-            out.append(Claim(f"c2_acc_{role}_{graph.split('-')[0].lower()}",
+            out.append(Claim(f"c2_acc_{role}_{key}",
                              f"{names[role]} keeps fp32 test accuracy on {graph} (within {tolerance_pt:g} pt)",
                              f"{value:+.2f} pt", source, gap, "pt vs fp32", AtLeast(-tolerance_pt), std=std,
                              seeds=n))
@@ -161,3 +161,24 @@ def claims(cora: Launch, sbm: Launch, bytes_256: Launch, names: dict[str, str], 
                      f"k={k} vs unbounded", f"{value}x (k=5 vs k=200)", source, bounded_wait / max(free_wait, 1e-9),
                      "x", AtLeast(1.0)))
     return out
+
+
+def crossover_gbps(launch: Launch, fast: str, slow: str, lo: float = 1e-3, hi: float = 1e4) -> float | None:
+    """The link bandwidth (Gb/s) below which ``fast`` beats ``slow`` in modelled epoch time (None: never or always
+    within [lo, hi]). Bisection in log space; the modelled time is monotone in the bandwidth."""
+
+    def advantage(gbps: float) -> float:
+        def mean(method: str) -> float:
+            return _mean_over_seeds(launch, method, lambda r: modelled_epoch_s(r, launch.parts, gbps))
+
+        return mean(slow) - mean(fast)
+
+    if (advantage(lo) > 0) == (advantage(hi) > 0):
+        return None
+    for _ in range(60):
+        mid = (lo * hi) ** 0.5
+        if (advantage(mid) > 0) == (advantage(lo) > 0):
+            lo = mid
+        else:
+            hi = mid
+    return (lo * hi) ** 0.5
