@@ -117,7 +117,19 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the handbook's one matplotlib style so that figures look alike across chapters."""
+    """Apply the handbook's one matplotlib style so that figures look alike across chapters.
+
+    Inside a Jupyter kernel it also selects the inline backend: an inherited ``MPLBACKEND=Agg`` would otherwise
+    make ``plt.show()`` draw nothing into the executed notebook, and the book would lose its figures.
+    """
     import matplotlib as mpl
 
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and "IPKernelApp" in shell.config:
+            shell.run_line_magic("matplotlib", "inline")
+    except ImportError:
+        pass
     mpl.rcParams.update(STYLE)
