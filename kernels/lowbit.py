@@ -163,3 +163,43 @@ def dequantize_scatter_add_triton(packed, mn16, step16, bits: int, index: torch.
         BITS=bits, ROWS=rows_per_byte(bits), BLOCK_H=triton.next_power_of_2(width),
     )
     return out
+
+
+# ------------------------------------------------------------------------------------------------ benchmark
+def benchmark(n: int = 1 << 16, width: int = 128, bits: int = 1, device: str = "cuda", repeats: int = 20) -> dict:
+    """Effective bandwidth (GB/s) of both kernels and their torch references on ``device``.
+
+    Bytes moved per call: quantise reads the fp32 rows and writes the packed rows plus fp16 min and step (the
+    in-kernel Philox stream reads no noise; the reference is handed pre-drawn noise, which it also reads);
+    dequantise-scatter reads the message and the destination rows and writes them back. On a CPU only the references
+    run: the Triton interpreter is for correctness, not speed.
+    """
+    import time
+
+    x = torch.randn(n, width, device=device)
+    noise = torch.rand(n, width, device=device)
+    index = torch.randperm(n, device=device)
+    out = torch.zeros(n, width, device=device)
+    msg_bytes = message_bytes(n, width, bits)
+    quant_bytes = 4 * n * width + msg_bytes
+    dequant_bytes = msg_bytes + 2 * 4 * n * width
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+
+    def timed(fn) -> float:
+        fn()
+        sync()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        sync()
+        return (time.perf_counter() - start) / repeats
+
+    message = quantize_pack_reference(x, bits, noise)
+    rows = {"torch quantise": (timed(lambda: quantize_pack_reference(x, bits, noise)), quant_bytes + 4 * n * width),
+            "torch dequantise+scatter": (timed(lambda: dequantize_scatter_add_reference(*message, bits, index, out)),
+                                         dequant_bytes)}
+    if x.is_cuda:
+        rows["triton quantise"] = (timed(lambda: quantize_pack_triton(x, bits, None, seed=1)), quant_bytes)
+        rows["triton dequantise+scatter"] = (timed(lambda: dequantize_scatter_add_triton(*message, bits, index, out)),
+                                             dequant_bytes)
+    return {name: {"ms": 1e3 * t, "GB/s": moved / t / 1e9} for name, (t, moved) in rows.items()}

@@ -74,7 +74,30 @@ FHA_KITCHENS = Dataset(
               "https://github.com/superZ678/FHA-Kitchens/raw/main/data/action_triplet.csv", 49466)),
     "MIT", "https://github.com/superZ678/FHA-Kitchens", "FHA-Kitchens validation annotations and action triplets")
 
-REGISTRY: dict[str, Dataset] = {d.name: d for d in (CORA, ACMETRACE_SUMMARY, FHA_KITCHENS)}
+
+# The telemetry CDFs that AcmeTrace ships as pickles (data/utilization/util_pkl/*.pkl), as CSV: the conversion is
+# not published upstream, so these have no download URL and resolve from the cache or a mirror only.
+_ACME_CDFS = (
+    ("gpu_power_kalos.csv", "6bb633249740ba977cfa864a9a24ca2f5547ab0fdc81912b9e20732ca5dbfbbe"),
+    ("gpu_power_seren.csv", "442bd5bd472514bf66af5d361bb260f16175f8e4547043273bdcdc236e99bcbe"),
+    ("gpu_temp_kalos.csv", "0e7d57e7622004b36ee75ff79472352492582e5df0537872627ba28f3ae5adbc"),
+    ("gpu_temp_seren.csv", "694ed0843ac5b8b69c6f72850307fd42e38eb41ac57681352708bccd7a0fe2a9"),
+    ("ib_seren.csv", "a350f49a2887717258505ec1a17c46e8ad0bbb448f136999e4545fd3f513bcbb"),
+    ("server_power.csv", "01315fe8a48307ad259a0b8b8a60e6c32597987d0cc75e2841b6dcd3b40dd84a"),
+    ("util_cpu_mem_kalos.csv", "825f22b93b7930bcdebcc2d24d289bd09585dd3e593f639b94649c90f9548cf2"),
+    ("util_cpu_mem_seren.csv", "39e6e3b7daac3c57a547f7699ef2319601086ed12c87d61636730bb3571330c2"),
+    ("util_gpu_kalos.csv", "279a374c51019c7d207a1938da4f826ccd1ebeed151dbf9439b31bafc1fcd375"),
+    ("util_gpu_kalos_full.csv", "78cc5e642f48266df57b9f2fbf0f06f2fa5f30c1c7cf5380224593a144ec509e"),
+    ("util_gpu_philly.csv", "90c5ee2aad3fda44ab37d799554f6178d9c55929bd3ef0c76485a13eb0da7a1f"),
+    ("util_gpu_seren.csv", "a3db22227d4640cc47c3e404ab5582722a0853cb9d0ec8984cbf1153b39e3818"),
+)
+ACMETRACE_TELEMETRY = Dataset(
+    "acmetrace_telemetry", "acmetrace/util_csv",
+    tuple(DataFile(name, sha, "", 0) for name, sha in _ACME_CDFS),
+    "CC-BY-4.0", "https://github.com/InternLM/AcmeTrace (data/utilization/util_pkl, converted to CSV)",
+    "AcmeTrace telemetry CDFs (GPU/CPU/memory utilisation, InfiniBand, power, temperature), 1000 points each")
+
+REGISTRY: dict[str, Dataset] = {d.name: d for d in (CORA, ACMETRACE_SUMMARY, ACMETRACE_TELEMETRY, FHA_KITCHENS)}
 
 
 def sha256(path: Path) -> str:
@@ -136,6 +159,9 @@ def _fill_from_sources(ds: Dataset, f: DataFile, dest: Path, download: bool, tim
             if err is None:
                 return True
             tried.append(f"mirror {candidate}: {err}")
+    if not f.url:
+        tried.append("download: this file has no upstream URL (a converted file); only a cache or mirror holds it")
+        return False
     if not download:
         tried.append("download: disabled (REPRO_OFFLINE is set)")
         return False
