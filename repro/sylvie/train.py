@@ -8,7 +8,7 @@ import socket
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -128,6 +128,25 @@ def train_one(rg: RankGraph, agg0: torch.Tensor, method: Method, seed: int, cfg:
     }
 
 
+def _partitioned_logits(rg: RankGraph, agg0: torch.Tensor, cfg: TrainSettings, classes: int) -> torch.Tensor:
+    """This rank's logits of a fresh model (seed 0) in eval mode, with a synchronous fp32 halo exchange."""
+    torch.manual_seed(0)
+    model = PartitionedGNN(cfg.model, rg.x.shape[1], cfg.hidden, classes, cfg.layers).to(rg.x.device).eval()
+    exchange = HaloExchange(rg, VANILLA, cfg.hidden, cfg.layers, seed=0,
+                            wire_device="cpu" if dist.get_backend() == "gloo" else str(rg.x.device))
+    with torch.no_grad():
+        return model(rg.x, agg0, aggregation_matrix(rg, cfg.model).to(rg.x.device), exchange.eval_features)
+
+
+def _single_process_logits(graph: Graph, agg0: torch.Tensor, cfg: TrainSettings) -> torch.Tensor:
+    """The same fresh model on the whole graph in one process: the reference for the partitioned pass."""
+    torch.manual_seed(0)
+    model = PartitionedGNN(cfg.model, graph.x.shape[1], cfg.hidden, graph.num_classes, cfg.layers).eval()
+    whole = split(graph, torch.zeros(graph.num_nodes, dtype=torch.long))[0]
+    with torch.no_grad():
+        return model(whole.x, agg0, aggregation_matrix(whole, cfg.model), lambda layer, h: h.new_zeros(0, h.shape[1]))
+
+
 def _worker(rank: int, world: int, port: int, job_path: str, result_path: str, queue) -> None:
     job = torch.load(job_path, weights_only=False)
     cfg: TrainSettings = job["settings"]
@@ -141,27 +160,15 @@ def _worker(rank: int, world: int, port: int, job_path: str, result_path: str, q
         for name in ("x", "y", "train_mask", "val_mask", "test_mask"):
             setattr(rg, name, getattr(rg, name).to(device))
         agg0 = job["agg0"][rank].to(device)
-        results = [train_one(rg, agg0, m, s, cfg, job["classes"], queue) for m in job["methods"] for s in job["seeds"]]
+        if job["verify"]:
+            logits = _partitioned_logits(rg, agg0, cfg, job["classes"]).cpu()
+            torch.save({"inner": rg.inner, "out": logits}, Path(result_path).with_name(f"logits{rank}.pt"))
+        results = []
+        for method, seed, settings in job["runs"]:
+            results.append({**train_one(rg, agg0, method, seed, settings, job["classes"], queue),
+                            "hidden": settings.hidden})
         if rank == 0:
             torch.save(results, result_path)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def _verify_worker(rank: int, world: int, port: int, job_path: str, out_dir: str) -> None:
-    job = torch.load(job_path, weights_only=False)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                            timeout=timedelta(seconds=60))
-    try:
-        rg = job["ranks"][rank]
-        cfg: TrainSettings = job["settings"]
-        torch.manual_seed(0)
-        model = PartitionedGNN(cfg.model, rg.x.shape[1], cfg.hidden, job["classes"], cfg.layers).eval()
-        exchange = HaloExchange(rg, VANILLA, cfg.hidden, cfg.layers, seed=0)
-        with torch.no_grad():
-            out = model(rg.x, job["agg0"][rank], aggregation_matrix(rg, cfg.model), exchange.eval_features)
-        torch.save({"inner": rg.inner, "out": out}, Path(out_dir) / f"rank{rank}.pt")
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -170,26 +177,7 @@ def _verify_worker(rank: int, world: int, port: int, job_path: str, out_dir: str
 def verify_exchange(graph: Graph, parts: int, cfg: TrainSettings) -> float:
     """Max |difference| between the partitioned forward pass (real processes, fp32 halo exchange) and the same
     model run on the whole graph in one process. Equal up to the order of fp32 sums (about 1e-6)."""
-    owner = partition(graph, parts)
-    ranks = split(graph, owner)
-    agg0 = full_graph_aggregate(graph.x, graph.edge_index, cfg.model)
-    torch.manual_seed(0)
-    model = PartitionedGNN(cfg.model, graph.x.shape[1], cfg.hidden, graph.num_classes, cfg.layers).eval()
-    whole = split(graph, torch.zeros(graph.num_nodes, dtype=torch.long))[0]
-    with torch.no_grad():
-        reference = model(whole.x, agg0, aggregation_matrix(whole, cfg.model),
-                          lambda layer, h: h.new_zeros(0, h.shape[1]))
-    with tempfile.TemporaryDirectory(prefix="repro-sylvie-verify-") as tmp:
-        job_path = str(Path(tmp) / "job.pt")
-        torch.save({"ranks": ranks, "agg0": [agg0[r.inner] for r in ranks], "settings": cfg,
-                    "classes": graph.num_classes}, job_path)
-        mp.start_processes(_verify_worker, args=(parts, _free_port(), job_path, tmp), nprocs=parts,
-                           start_method="spawn")
-        worst = 0.0
-        for r in range(parts):
-            got = torch.load(Path(tmp) / f"rank{r}.pt")
-            worst = max(worst, float((got["out"] - reference[got["inner"]]).abs().max()))
-    return worst
+    return launch(graph, parts, [], [0], cfg, progress=False, verify=True).exchange_max_diff
 
 
 @dataclass
@@ -207,31 +195,36 @@ class Launch:
     settings: TrainSettings
     runs: list[dict]
     wall_s: float
+    exchange_max_diff: float | None = None  # partitioned vs single-process forward, when verify=True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def launch(graph: Graph, parts: int, methods: list[Method], seeds: list[int], cfg: TrainSettings,
-           partition_method: str = "metis", progress: bool = True, timeout_s: int = 300) -> Launch:
-    """Partition ``graph`` into ``parts`` ranks, spawn them, train every method for every seed, collect results."""
+           partition_method: str = "metis", progress: bool = True, timeout_s: int = 300,
+           extra: list[tuple[Method, int, TrainSettings]] = (), verify: bool = False) -> Launch:
+    """Partition ``graph`` into ``parts`` ranks, spawn them once, and train every method for every seed (plus any
+    ``extra`` (method, seed, settings) runs, e.g. at another hidden size). ``verify`` also checks the partitioned
+    forward pass against the single-process one. Processes start once per launch: starting them costs seconds."""
     started = time.perf_counter()
     owner = partition(graph, parts, partition_method, seed=seeds[0])
     ranks = split(graph, owner)
     agg0 = full_graph_aggregate(graph.x, graph.edge_index, cfg.model)
-    job = {"ranks": ranks, "agg0": [agg0[r.inner] for r in ranks], "methods": methods, "seeds": seeds,
-           "settings": cfg, "classes": graph.num_classes, "timeout_s": timeout_s}
+    runs = [(m, s, cfg) for m in methods for s in seeds] + list(extra)
+    job = {"ranks": ranks, "agg0": [agg0[r.inner] for r in ranks], "runs": runs, "settings": cfg,
+           "classes": graph.num_classes, "timeout_s": timeout_s, "verify": verify}
+    worst = None
     with tempfile.TemporaryDirectory(prefix="repro-sylvie-") as tmp:
         job_path, result_path = str(Path(tmp) / "job.pt"), str(Path(tmp) / "result.pt")
         torch.save(job, job_path)
-        ctx = mp.get_context("spawn")
-        queue = ctx.SimpleQueue()
-        total = len(methods) * len(seeds) * cfg.epochs
+        queue = mp.get_context("spawn").SimpleQueue()
         bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, desc=f"{graph.name} P={parts}", unit="epoch", leave=False)
+            bar = tqdm(total=sum(c.epochs for _, _, c in runs), desc=f"{graph.name} P={parts}", unit="epoch",
+                       leave=False)
         procs = mp.start_processes(_worker, args=(parts, _free_port(), job_path, result_path, queue),
                                    nprocs=parts, join=False, start_method="spawn")
         while not procs.join(timeout=0.2):
@@ -241,11 +234,23 @@ def launch(graph: Graph, parts: int, methods: list[Method], seeds: list[int], cf
                     bar.update(1)
         if bar is not None:
             bar.close()
-        runs = torch.load(result_path, weights_only=False)
+        results = torch.load(result_path, weights_only=False)
+        if verify:
+            reference = _single_process_logits(graph, agg0, cfg)
+            worst = 0.0
+            for r in range(parts):
+                got = torch.load(Path(tmp) / f"logits{r}.pt")
+                worst = max(worst, float((got["out"] - reference[got["inner"]]).abs().max()))
     return Launch(graph.name, parts, graph.num_nodes, graph.num_edges // 2, edge_cut(graph, owner),
                   [r.n_halo for r in ranks], [int(sum(len(i) for i in r.send_index)) for r in ranks],
-                  [[len(i) for i in r.send_index] for r in ranks], cfg, runs,
-                  time.perf_counter() - started)
+                  [[len(i) for i in r.send_index] for r in ranks], cfg, results,
+                  time.perf_counter() - started, worst)
+
+
+def subset(result: Launch, hidden: int) -> Launch:
+    """The runs of a launch at one hidden size, as a launch of their own (for the byte formulas)."""
+    return replace(result, settings=replace(result.settings, hidden=hidden),
+                   runs=[r for r in result.runs if r["hidden"] == hidden])
 
 
 def median_after_warmup(values: list[float], warmup: int = 2) -> float:
