@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from repro import chapters
-from repro.claims import badge_html
+from repro.claims import FOUR_COLUMN_TABLE_HEAD, badge_html
 from repro.paths import BOOK_SOURCE, build_dir
 from repro.runner import RunResult, executed_path, load_status
 
@@ -62,17 +62,16 @@ def scoreboard_markdown(results: list[RunResult]) -> str:
         )
     claim_rows = []
     for row in scoreboard_rows(results):
-        claim_rows.append(
-            '<tr class="claim-row">' + "".join(f"<td>{v}</td>" for v in (
-                html.escape(row["chapter"]),
-                f"<b>{html.escape(row['id'])}</b> {html.escape(row['statement'])}",
-                html.escape(str(row["paper_value"])) + f"<br><small>{html.escape(row['paper_source'])}</small>",
-                html.escape(row["measured_text"]),
-                html.escape(str(row["scale"])),
-                str(row["seeds"]),
-                badge_html(row["verdict"]) + f"<br><small>{html.escape(row['reason'])}</small>",
-            )) + "</tr>"
+        seeds = f", {row['seeds']} seeds" if row["seeds"] and row["seeds"] > 1 else ""
+        cells = (
+            f"<small>{html.escape(row['chapter'])}</small><br><b>{html.escape(row['id'])}</b> "
+            f"{html.escape(row['statement'])}",
+            html.escape(str(row["paper_value"])) + f"<br><small>{html.escape(row['paper_source'])}</small>",
+            html.escape(row["measured_text"]) + f"<br><small>scale {html.escape(str(row['scale']))}{seeds}</small>",
+            badge_html(row["verdict"]) + f"<br><small>{html.escape(row['reason'])}</small>",
         )
+        claim_rows.append('<tr class="claim-row">' + "".join(f'<td style="vertical-align:top">{c}</td>'
+                                                             for c in cells) + "</tr>")
     planned = [c for c in chapters.CHAPTERS if c.planned]
     return "\n".join([
         "# Scoreboard", "",
@@ -80,12 +79,11 @@ def scoreboard_markdown(results: list[RunResult]) -> str:
         "measurement, and the verdict that the chapter's code computed from it. The same table is written to "
         "`scoreboard.csv` and `scoreboard.json` in the build folder.", "",
         "## Execution status", "",
-        "<table><thead><tr><th>chapter</th><th>status</th><th>scale</th><th>wall time (s)</th>"
-        "<th>claims reproduced</th><th>finished</th></tr></thead><tbody>",
-        *status_rows, "</tbody></table>", "",
+        '<div style="overflow-x:auto"><table><thead><tr><th>chapter</th><th>status</th><th>scale</th>'
+        "<th>wall time (s)</th><th>claims reproduced</th><th>finished</th></tr></thead><tbody>",
+        *status_rows, "</tbody></table></div>", "",
         "## Claims", "",
-        "<table><thead><tr><th>chapter</th><th>claim</th><th>paper (source)</th><th>measured</th><th>scale</th>"
-        "<th>seeds</th><th>verdict</th></tr></thead><tbody>",
+        FOUR_COLUMN_TABLE_HEAD + "<tbody>",
         *claim_rows, "</tbody></table>", "",
         ("Chapters not written yet: " + ", ".join(f"{c.number:02d} {c.slug}" for c in planned) + ".")
         if planned else "",

@@ -172,20 +172,26 @@ def badge_html(verdict: str) -> str:
 
 
 def claims_table_html(rows: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("claim", "paper", "source", "measured", "rule", "verdict", "why"))
+    """A compact claims table: the paper's value over its source, the measurement, the verdict over its reason."""
     body = []
     for r in rows:
+        seeds = f" <small>({r['seeds']} seeds)</small>" if r["seeds"] > 1 else ""
         cells = [
-            f"<b>{html.escape(r['id'])}</b>: {html.escape(r['statement'])}",
-            html.escape(str(r["paper_value"])),
-            html.escape(r["paper_source"]),
-            html.escape(r["measured_text"]) + (f" <small>({r['seeds']} seeds)</small>" if r["seeds"] > 1 else ""),
-            html.escape(r["rule"]),
-            badge_html(r["verdict"]),
-            html.escape(r["reason"]),
+            f"<b>{html.escape(r['id'])}</b><br>{html.escape(r['statement'])}",
+            f"{html.escape(str(r['paper_value']))}<br><small>{html.escape(r['paper_source'])}</small>",
+            html.escape(r["measured_text"]) + seeds,
+            f"{badge_html(r['verdict'])}<br><small>{html.escape(r['reason'])}; rule: {html.escape(r['rule'])}</small>",
         ]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        body.append("<tr>" + "".join(f'<td style="vertical-align:top">{c}</td>' for c in cells) + "</tr>")
+    return f"{FOUR_COLUMN_TABLE_HEAD}<tbody>{''.join(body)}</tbody></table>"
+
+
+# Fixed layout, so that long sources and reasons wrap inside the page instead of pushing the verdict off it.
+FOUR_COLUMN_TABLE_HEAD = (
+    '<table style="width:100%;table-layout:fixed;overflow-wrap:anywhere;font-size:0.85em">'
+    '<colgroup><col style="width:31%"><col style="width:31%"><col style="width:14%"><col style="width:24%">'
+    "</colgroup><thead><tr><th>claim</th><th>paper (source)</th><th>measured</th><th>verdict</th></tr></thead>"
+)
 
 
 def record_claims(chapter: str, claims: list[Claim], scale: str, glue: bool = True):

@@ -48,7 +48,7 @@ def summarize(launch: Launch) -> pd.DataFrame:
         rows.append({
             "method": method, "bits": runs[0]["bits"], "seeds": len(runs),
             "test acc (%)": statistics.mean(accs), "std (pt)": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "halo bytes/epoch (all ranks)": statistics.mean(p["halo_bytes_all_ranks"] for p in per),
+            "halo kB/epoch (all ranks)": statistics.mean(p["halo_bytes_all_ranks"] for p in per) / 1e3,
             "epoch (ms)": 1e3 * statistics.mean(p["epoch_s"] for p in per),
             "blocked on halo (ms)": 1e3 * statistics.mean(p["wait_s"] for p in per),
             "quantiser (ms)": 1e3 * statistics.mean(p["codec_s"] for p in per),
