@@ -108,3 +108,16 @@ def test_fp32_codec_round_trips_exactly():
     out = torch.zeros(5, 7)
     Codec(32).decode_add(Codec(32).encode(x), 5, out, torch.arange(5))
     assert torch.equal(out, x)
+
+
+def test_triton_codec_round_trips_through_a_message():
+    from repro.sylvie.exchange import Codec
+
+    x = torch.randn(20, 12)
+    codec = Codec(2, backend="triton", generator=torch.Generator().manual_seed(1))
+    message = codec.encode(x)
+    assert message.numel() == lowbit.message_bytes(20, 12, 2)
+    out = torch.zeros(20, 12)
+    codec.decode_add(message, 20, out, torch.arange(20))
+    step = (x.amax(1) - x.amin(1)) / 3
+    assert torch.all((out - x).abs() <= step[:, None] * 1.01 + 1e-3)

@@ -82,7 +82,8 @@ class Codec:
         if self.bits == 32:
             return rows.view(torch.uint8).flatten()
         if self.backend == "triton":
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)) if self.generator else 0
+            seed = (int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator, device=self.generator.device))
+                    if self.generator else 0)
             packed, mn, step = lowbit.quantize_pack_triton(rows, self.bits, None, seed=seed)
         else:
             noise = torch.rand(rows.shape, generator=self.generator, device=rows.device)
