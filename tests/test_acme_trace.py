@@ -1,0 +1,42 @@
+"""The AcmeTrace job-trace loader on a fixture written in the exact upstream schema (Kalos variant)."""
+from pathlib import Path
+
+import pytest
+
+from repro.acme import trace
+
+FIXTURE = Path(__file__).parent / "fixtures" / "trace_kalos.csv"
+
+
+def test_fixture_loads_with_derived_columns_checked():
+    frame = trace.load_trace(FIXTURE, "kalos")
+    assert len(frame) == 5 and frame["failed"].sum() == 1
+    assert str(frame["start_time"].dt.tz) == "UTC"
+    shares = trace.share_by_type(frame)
+    assert shares.loc["Pretrain", "GPU time (%)"] > 99 and shares["jobs (%)"].sum() == pytest.approx(100)
+
+
+def test_schema_violations_are_reported(tmp_path):
+    broken = tmp_path / "trace_kalos.csv"
+    broken.write_text(FIXTURE.read_text().replace(",gpu_time,", ",gpu_hours,"))
+    with pytest.raises(trace.TraceSchemaError, match="missing columns"):
+        trace.load_trace(broken, "kalos")
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text(FIXTURE.read_text().replace("36864000", "1"))
+    with pytest.raises(trace.TraceSchemaError, match="gpu_time"):
+        trace.load_trace(wrong, "kalos")
+    with pytest.raises(trace.TraceSchemaError, match="unknown job types"):
+        trace.load_trace(_write(tmp_path, "Debug", "Training"), "kalos")
+
+
+def _write(folder, old, new):
+    path = folder / "renamed.csv"
+    path.write_text(FIXTURE.read_text().replace(old, new))
+    return path
+
+
+def test_a_missing_trace_says_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    monkeypatch.setattr(trace, "mirrors", lambda: [])
+    with pytest.raises(trace.DataNotFoundError, match="trace_seren.csv"):
+        trace.trace_path("seren")
