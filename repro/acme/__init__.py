@@ -4,8 +4,10 @@
 ``trace``: the job-trace schema and its loader (the traces themselves are read from the cache only).
 ``diagnosis`` and ``log_corpus``: rule-based failure diagnosis and its labelled test corpus.
 ``localize``: the two-round pairwise all-gather test that finds a slow node, over real gloo processes.
+``pretrain`` and ``supervisor``: a 2-rank torchrun GPT job with failure injection, sync and async checkpoints, and
+automatic recovery from diagnosed failures (bitwise equal to the clean run on CPU).
 ``evalsched``: the decoupled evaluation scheduler against one-trial-per-dataset, as a discrete-event simulation.
 
-Not written yet (the chapter stays "planned" in ``repro list``): the fault-tolerant pretraining run (torchrun,
-failure injection, sync vs async checkpoints, automatic recovery), the synthetic trace generator, the notebook.
+Not written yet (the chapter stays "planned" in ``repro list``): the synthetic trace generator calibrated to
+cluster_summary.csv, the notebook with its claims, figures and budgets.
 """

@@ -35,12 +35,14 @@ RULES: tuple[Rule, ...] = (
     Rule("CUDAError", r"CUDA error: (?:an illegal memory access|unspecified launch failure|misaligned address|"
                       r"device-side assert)|cudaErrorLaunchFailure|CUBLAS_STATUS_EXECUTION_FAILED|"
                       r"Xid (?:13|31|43|79)\b", INFRASTRUCTURE, ISOLATE),
-    Rule("NodeFailure", r"NODE_FAIL|node \S+ (?:is )?(?:down|unreachable|NotReady)|Node failure",
-         INFRASTRUCTURE, ISOLATE),
+    # a worker killed outright (exit -9: the node died or the OOM killer struck) is handled like a node failure
+    Rule("NodeFailure", r"NODE_FAIL|node \S+ (?:is )?(?:down|unreachable|NotReady)|Node failure|"
+                        r"exitcode\s*:\s*-9\b|Signal 9 \(SIGKILL\)", INFRASTRUCTURE, ISOLATE),
     # before the NCCL timeout rule: an InfiniBand verbs failure often also says "timed out"
     Rule("NetworkError", r"NET/IB|ibv_\w+ failed|RDMA|Network is unreachable|NCCL WARN NET", INFRASTRUCTURE, RESTART),
     Rule("NCCLTimeout", r"Watchdog caught collective operation timeout|collective operation timeout|"
-                        r"NCCL.*(?:timed out|Timeout)", INFRASTRUCTURE, RESTART),
+                        r"NCCL.*(?:timed out|Timeout)|Timed out waiting \d+ms for (?:recv|send)",
+         INFRASTRUCTURE, RESTART),
     Rule("NCCLRemote", r"ncclRemoteError|NCCL.*remote process (?:exited|crashed)", INFRASTRUCTURE, RESTART),
     Rule("S3StorageError", r"botocore|S3 (?:error|request)|NoSuchBucket|SlowDown|petrel|ceph", INFRASTRUCTURE,
          RESTART),

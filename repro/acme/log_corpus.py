@@ -22,11 +22,16 @@ CORPUS: tuple[tuple[str, str, str], ...] = (  # (log, reason, class)
     ("srun: error: Node failure on SH-IDC1-10-140-0-31\nslurmstepd: error: *** STEP 88123.0 ON SH-IDC1-10-140-0-31 "
      "CANCELLED AT 2023-07-11T02:11:43 DUE TO NODE_FAIL ***", "NodeFailure", INFRASTRUCTURE),
     ("kubelet: node kalos-gpu-217 is NotReady; evicting pods", "NodeFailure", INFRASTRUCTURE),
+    ("[rank0]: RuntimeError: [gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:23741: Connection reset by peer\n"
+     "E1126 elastic/multiprocessing/api.py:1002] failed (exitcode: -9) local_rank: 1 (pid: 20501)",
+     "NodeFailure", INFRASTRUCTURE),
     ("[E ProcessGroupNCCL.cpp:828] [Rank 57] Watchdog caught collective operation timeout: "
      "WorkNCCL(SeqNum=120331, OpType=ALLREDUCE, Timeout(ms)=1800000) ran for 1800413 milliseconds before timing out.",
      "NCCLTimeout", INFRASTRUCTURE),
     ("torch.distributed.DistBackendError: [2] is setting up NCCL communicator and retrieving ncclUniqueId from [0] "
      "via c10d key-value store by key '0', but store->get('0') got error: NCCL Timeout", "NCCLTimeout", INFRASTRUCTURE),
+    ("[rank0]: RuntimeError: [gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 6000ms for recv operation "
+     "to complete", "NCCLTimeout", INFRASTRUCTURE),
     ("RuntimeError: NCCL communicator was aborted on rank 3. Original reason for failure was: ncclRemoteError: "
      "A call failed possibly due to a network error or a remote process exiting prematurely.", "NCCLRemote",
      INFRASTRUCTURE),
