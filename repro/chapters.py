@@ -61,6 +61,11 @@ SYLVIE_PARAMS = COMMON + (
           help="the graph beside Cora: the seeded SBM, or a real graph already in the data cache (full scale)"),
 )
 
+ACME_PARAMS = COMMON + (
+    Param("trace", str, "auto", ("auto", "real", "synthetic"),
+          help="job traces: the real CSVs from the data cache (auto: when present) or the calibrated synthetic one"),
+)
+
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(1, "ademvl", "ADEM-VL: parameter-free cross-attention for vision-language tuning",
             Paper("ADEM-VL: Adaptive and Embedded Fusion for Efficient Vision-Language Tuning",
@@ -78,7 +83,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             Paper("Characterization of Large Language Model Development in the Datacenter",
                   "Qinghao Hu, Zhisheng Ye, Zerui Wang, Guoteng Wang, Meng Zhang, Qiaoling Chen, Peng Sun, Dahua Lin, "
                   "Xiaolin Wang, Yingwei Luo, Yonggang Wen, Tianwei Zhang", "NSDI'24", "2403.07648",
-                  "https://github.com/InternLM/AcmeTrace")),
+                  "https://github.com/InternLM/AcmeTrace"),
+            params=ACME_PARAMS),
     Chapter(5, "tdpor", "TDPO-R: diffusion alignment against reward overoptimization",
             Paper("Confronting Reward Overoptimization for Diffusion Models: A Perspective of Inductive and Primacy "
                   "Biases", "Ziyi Zhang, Sen Zhang, Yibing Zhan, Yong Luo, Yonggang Wen, Dacheng Tao", "ICML 2024",

@@ -27,10 +27,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _version(module: str) -> str:
+def _version(distribution: str) -> str:
+    """The installed version, from package metadata (importing torch_geometric just for this costs seconds)."""
+    from importlib import metadata
+
     try:
-        return __import__(module).__version__
-    except Exception:  # noqa: BLE001 - a missing optional package is reported, not raised
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
         return "not installed"
 
 
@@ -59,7 +62,7 @@ class Session:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "triton": _version("triton"),
-            "torch_geometric": _version("torch_geometric"),
+            "torch_geometric": _version("torch-geometric"),
             "device": str(self.device),
             "device_name": utils.device_name(self.device),
             "wall_time_s": round(time.perf_counter() - self.started, 2),

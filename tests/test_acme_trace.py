@@ -40,3 +40,17 @@ def test_a_missing_trace_says_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.setattr(trace, "mirrors", lambda: [])
     with pytest.raises(trace.DataNotFoundError, match="trace_seren.csv"):
         trace.trace_path("seren")
+
+
+def test_synthetic_trace_matches_the_published_marginals():
+    from repro.acme import characterization, synthetic
+
+    summary = characterization.cluster_summary()
+    for cluster in ("Seren", "Kalos"):
+        frame = synthetic.generate(summary, cluster, jobs=20_000, seed=0)
+        got, row = synthetic.marginals(frame), summary.loc[cluster]
+        assert abs(got["med_run_time_gpu"] / row["med_run_time_gpu"] - 1) < 0.15
+        assert abs(got["complete_rate_gpu"] - row["complete_rate_gpu"]) < 0.02
+        assert abs(got["fail_rate_gpu"] - row["fail_rate_gpu"]) < 0.02
+        assert 0.5 < got["avg_run_time_gpu"] / row["avg_run_time_gpu"] < 2  # heavy tail: the mean is loose
+        assert list(frame.columns) == list(trace.COMMON_COLUMNS)

@@ -7,7 +7,6 @@
 ``pretrain`` and ``supervisor``: a 2-rank torchrun GPT job with failure injection, sync and async checkpoints, and
 automatic recovery from diagnosed failures (bitwise equal to the clean run on CPU).
 ``evalsched``: the decoupled evaluation scheduler against one-trial-per-dataset, as a discrete-event simulation.
-
-Not written yet (the chapter stays "planned" in ``repro list``): the synthetic trace generator calibrated to
-cluster_summary.csv, the notebook with its claims, figures and budgets.
+``synthetic``: a job trace calibrated to cluster_summary.csv, for when the real traces are not cached.
+``experiment`` and ``report``: what each scale runs, and the chapter's claims.
 """
