@@ -37,9 +37,19 @@ def _write(folder, old, new):
 
 def test_a_missing_trace_says_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_DATA", str(tmp_path))
-    monkeypatch.setattr(trace, "mirrors", lambda: [])
-    with pytest.raises(trace.DataNotFoundError, match="trace_seren.csv"):
+    monkeypatch.setattr(trace.data, "mirrors", lambda: [])
+    with pytest.raises(trace.DataNotFoundError, match="trace_seren.csv") as err:
         trace.trace_path("seren")
+    assert "no checksum is pinned" in str(err.value) and str(tmp_path / "acmetrace" / "job_trace") in str(err.value)
+
+
+def test_a_cached_trace_resolves_without_a_checksum(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    monkeypatch.setattr(trace.data, "mirrors", lambda: [])
+    folder = tmp_path / "acmetrace" / "job_trace"
+    folder.mkdir(parents=True)
+    (folder / "trace_kalos.csv").write_text(FIXTURE.read_text())
+    assert len(trace.load_trace(trace.trace_path("kalos"), "kalos")) == 5
 
 
 def test_synthetic_trace_matches_the_published_marginals():
@@ -54,3 +64,5 @@ def test_synthetic_trace_matches_the_published_marginals():
         assert abs(got["fail_rate_gpu"] - row["fail_rate_gpu"]) < 0.02
         assert 0.5 < got["avg_run_time_gpu"] / row["avg_run_time_gpu"] < 2  # heavy tail: the mean is loose
         assert list(frame.columns) == list(trace.COMMON_COLUMNS)
+        cpu_share = (frame["gpu_num"] == 0).mean()
+        assert abs(cpu_share - row["cpu_job_num"] / row["job_num"]) < 0.01

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from repro.data import DataNotFoundError, mirrors
-from repro.paths import data_cache
+from repro import data
+from repro.data import DataNotFoundError
 
-UPSTREAM = "https://github.com/InternLM/AcmeTrace/raw/main/data/job_trace/trace_{cluster}.csv"
 COMMON_COLUMNS = ("job_id", "user", "node_num", "gpu_num", "cpu_num", "type", "state", "submit_time", "start_time",
                   "end_time", "duration", "queue", "gpu_time")
 EXTRA_COLUMNS = {"seren": (), "kalos": ("mem_per_pod_GB", "shared_mem_per_pod", "fail_time", "stop_time")}
@@ -30,17 +29,15 @@ class TraceSchemaError(ValueError):
 
 
 def trace_path(cluster: str) -> Path:
-    """The cached trace of ``cluster``, or a mirror's copy; stops with a message naming the file if neither."""
+    """The trace of ``cluster`` from the cache (copied there from a mirror if one holds it); stops with a message
+    naming the file and where to put it if neither has it."""
     if cluster not in EXTRA_COLUMNS:
         raise ValueError(f"cluster must be one of {sorted(EXTRA_COLUMNS)}, got {cluster!r}")
-    relative = Path("acmetrace") / "job_trace" / f"trace_{cluster}.csv"
-    for root in [data_cache(), *mirrors()]:
-        if (root / relative).exists():
-            return root / relative
-    raise DataNotFoundError(
-        f"the AcmeTrace job trace of {cluster!r} is not available: place {relative.name} at "
-        f"{data_cache() / relative} (download it from {UPSTREAM.format(cluster=cluster)}). Without it the chapter "
-        "uses the synthetic trace calibrated to cluster_summary.csv.")
+    try:
+        return data.resolve(f"acmetrace_trace_{cluster}") / f"trace_{cluster}.csv"
+    except DataNotFoundError as exc:
+        raise DataNotFoundError(f"{exc}\nWithout it the chapter uses the synthetic trace calibrated to "
+                                "cluster_summary.csv.") from None
 
 
 def load_trace(path: Path | str, cluster: str) -> pd.DataFrame:
