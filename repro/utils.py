@@ -15,6 +15,15 @@ import numpy as np
 import torch
 
 
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for a torch.distributed rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA) so that the same seed gives the same numbers on CPU."""
     random.seed(seed)

@@ -66,3 +66,19 @@ def test_synthetic_trace_matches_the_published_marginals():
         assert list(frame.columns) == list(trace.COMMON_COLUMNS)
         cpu_share = (frame["gpu_num"] == 0).mean()
         assert abs(cpu_share - row["cpu_job_num"] / row["job_num"]) < 0.01
+
+
+def test_job_trace_choice(tmp_path, monkeypatch):
+    from repro.acme import characterization
+
+    summary = characterization.cluster_summary()  # resolved before the cache is pointed elsewhere
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    monkeypatch.setattr(trace.data, "mirrors", lambda: [])
+    frame, kind = trace.job_trace("Kalos", "auto", summary, 500, 0)
+    assert kind == "synthetic" and len(frame) == 500
+    with pytest.raises(trace.DataNotFoundError):
+        trace.job_trace("Kalos", "real", summary, 500, 0)
+    folder = tmp_path / "acmetrace" / "job_trace"
+    folder.mkdir(parents=True)
+    (folder / "trace_kalos.csv").write_text(FIXTURE.read_text())
+    assert trace.job_trace("Kalos", "auto", summary, 500, 0)[1] == "real"

@@ -8,7 +8,6 @@ against one reference node, one at a time.
 """
 from __future__ import annotations
 
-import socket
 import tempfile
 import time
 from datetime import timedelta
@@ -17,6 +16,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+from repro.utils import free_port
 
 
 def round_one_groups(world: int) -> list[list[int]]:
@@ -82,11 +83,6 @@ def _worker(rank: int, world: int, port: int, faulty: list[int], delay_s: float,
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def two_round_test(world: int, faulty: list[int], delay_s: float = 0.1, repeats: int = 4,
                    slack_s: float = 0.15) -> dict:
@@ -95,7 +91,7 @@ def two_round_test(world: int, faulty: list[int], delay_s: float = 0.1, repeats:
     A group is slow above max(2 x fastest, fastest + ``slack_s``) seconds for ``repeats`` all-gathers."""
     with tempfile.TemporaryDirectory(prefix="repro-acme-") as tmp:
         out = str(Path(tmp) / "result.pt")
-        mp.start_processes(_worker, args=(world, _free_port(), faulty, delay_s, out, repeats, slack_s),
+        mp.start_processes(_worker, args=(world, free_port(), faulty, delay_s, out, repeats, slack_s),
                            nprocs=world, start_method="spawn")
         return torch.load(out)
 

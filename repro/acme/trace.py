@@ -71,3 +71,20 @@ def share_by_type(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"jobs (%)": gpu.groupby("type").size() / len(gpu) * 100,
                         "GPU time (%)": gpu.groupby("type")["gpu_time"].sum() / gpu["gpu_time"].sum() * 100})
     return out.sort_values("GPU time (%)", ascending=False)
+
+
+def job_trace(cluster: str, choice: str, summary: pd.DataFrame, synthetic_jobs: int, seed: int
+              ) -> tuple[pd.DataFrame, str]:
+    """The job trace of ``cluster`` ("Seren" or "Kalos") and whether it is "real" or "synthetic".
+
+    ``choice``: "real" (the cached CSV, or stop with a message), "synthetic" (calibrated to ``summary``), or "auto"
+    (real when cached, else synthetic)."""
+    from repro.acme import synthetic
+
+    if choice != "synthetic":
+        try:
+            return load_trace(trace_path(cluster.lower()), cluster.lower()), "real"
+        except DataNotFoundError:
+            if choice == "real":
+                raise
+    return synthetic.generate(summary, cluster, synthetic_jobs, seed), "synthetic"

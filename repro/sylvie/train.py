@@ -4,7 +4,6 @@ processes start once."""
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -20,6 +19,7 @@ from repro.sylvie.exchange import HaloExchange, Method
 from repro.sylvie.graphs import Graph
 from repro.sylvie.model import PartitionedGNN, aggregation_matrix, full_graph_aggregate
 from repro.sylvie.partition import RankGraph, edge_cut, partition, split
+from repro.utils import free_port
 
 VANILLA = Method("fp32 sync (vanilla)")
 PIPEGCN = Method("PipeGCN (fp32, pipelined)", pipeline=True)
@@ -50,11 +50,6 @@ class TrainSettings:
     backend: str = "torch"  # quantiser: torch reference or triton kernels
     device: str = "cpu"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _accuracy(model, rg, agg0, adjacency, exchange, y) -> tuple[list[float], torch.Tensor]:
@@ -225,7 +220,7 @@ def launch(graph: Graph, parts: int, methods: list[Method], seeds: list[int], cf
 
             bar = tqdm(total=sum(c.epochs for _, _, c in runs), desc=f"{graph.name} P={parts}", unit="epoch",
                        leave=False)
-        procs = mp.start_processes(_worker, args=(parts, _free_port(), job_path, result_path, queue),
+        procs = mp.start_processes(_worker, args=(parts, free_port(), job_path, result_path, queue),
                                    nprocs=parts, join=False, start_method="spawn")
         while not procs.join(timeout=0.2):
             while not queue.empty():
