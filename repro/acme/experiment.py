@@ -30,9 +30,10 @@ PLANS = {
 }
 
 
-def recovery_runs(plan: Plan, folder: Path, seed: int) -> dict:
-    """The clean run, the run with injected failures, and (default scale) a reported and a rolled-back failure."""
-    common = {"steps": plan.steps, "seed": seed, "width": plan.width}
+def recovery_runs(plan: Plan, folder: Path, seed: int, device: str = "cpu") -> dict:
+    """The clean run, the run with injected failures, and (default scale) a reported and a rolled-back failure.
+    ``device="cuda"`` trains on the GPU (unverified here: no GPU was available when this was written)."""
+    common = {"steps": plan.steps, "seed": seed, "width": plan.width, "device": device}
     runs = {"clean": supervisor.run_job(folder / "clean", **common),
             "faulty": supervisor.run_job(folder / "faulty", injections=list(plan.injections), **common)}
     if plan.other_failures:

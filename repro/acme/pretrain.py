@@ -70,7 +70,7 @@ class GPT(nn.Module):
         self.ln, self.head = nn.LayerNorm(cfg.width), nn.Linear(cfg.width, cfg.vocab, bias=False)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
         logits = self.head(self.ln(self.blocks(x)))
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--inject", default=None, help="KIND@STEP[:RANK]")
     p.add_argument("--collective-timeout", type=float, default=10.0)
     p.add_argument("--width", type=int, default=64)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: each rank on GPU (LOCAL_RANK mod count); collectives stay on gloo")
     args = p.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -194,12 +196,16 @@ def main(argv: list[str] | None = None) -> None:
     rank = dist.get_rank()
     cfg = GPTConfig(width=args.width)
     torch.manual_seed(args.seed)
-    model = GPT(cfg)
-    ddp = nn.parallel.DistributedDataParallel(model)
+    device = torch.device("cpu")
+    if args.device == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    model = GPT(cfg).to(device)
+    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     start = 0
     if args.resume_from is not None:
-        state = torch.load(args.resume_from, weights_only=False)
+        state = torch.load(args.resume_from, weights_only=False, map_location=device)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         start = state["step"]
@@ -210,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         if step in args.skip:
             continue
         x, y = batch(args.seed, step, rank, args.batch, cfg)
-        loss = ddp(x, y)
+        loss = ddp(x.to(device), y.to(device))
         if injection and injection[1] == step and injection[2] == rank:
             loss = inject(injection[0], step, loss)
         if not math.isfinite(float(loss.detach())):

@@ -58,7 +58,7 @@ def _read_metrics(path: Path) -> list[dict]:
 
 def run_job(out: Path, steps: int = 30, injections: list[str] | None = None, ckpt: str = "async",
             ckpt_every: int = 5, seed: int = 0, width: int = 64, max_attempts: int = 6,
-            collective_timeout: float = 6.0, timeout_s: float = 300.0) -> JobResult:
+            collective_timeout: float = 6.0, timeout_s: float = 300.0, device: str = "cpu") -> JobResult:
     """Run the job to completion, injecting ``injections[i]`` into attempt i, recovering automatically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def run_job(out: Path, steps: int = 30, injections: list[str] | None = None, ckp
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "--max-restarts", "0", "-m", "repro.acme.pretrain", "--out", str(out), "--steps", str(steps),
                "--ckpt", ckpt, "--ckpt-every", str(ckpt_every), "--seed", str(seed), "--width", str(width),
-               "--collective-timeout", str(collective_timeout)]
+               "--collective-timeout", str(collective_timeout), "--device", device]
         if checkpoint:
             cmd += ["--resume-from", str(checkpoint)]
         if skip:
