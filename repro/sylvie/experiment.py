@@ -26,8 +26,8 @@ PLANS = {
     "smoke": Plan(seeds=1, cora_epochs=8, sbm_nodes=2_000, sbm_epochs=8, scaling_parts=(), scaling_epochs=0,
                   eval_every=4, ablation=False),
     # sized to stay under 4 minutes on a 2-core CPU (measured in the chapter's provenance block)
-    "default": Plan(seeds=3, cora_epochs=30, sbm_nodes=10_000, sbm_epochs=20, scaling_parts=(4,),
-                    scaling_epochs=8, eval_every=5),
+    "default": Plan(seeds=3, cora_epochs=25, sbm_nodes=10_000, sbm_epochs=16, scaling_parts=(4,),
+                    scaling_epochs=8, eval_every=4),
     "full": Plan(seeds=3, cora_epochs=200, sbm_nodes=500_000, sbm_epochs=100, scaling_parts=(4, 8),
                  scaling_epochs=30, eval_every=10),
 }
