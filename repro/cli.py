@@ -31,9 +31,9 @@ def _print_claims(claims: list[dict]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for c in chapters.CHAPTERS:
-        from repro.runner import status_line
+    from repro.runner import status_line
 
+    for c in chapters.CHAPTERS:
         print(f"{c.number:02d} {c.slug:<13} {status_line(c)}")
     return 0
 

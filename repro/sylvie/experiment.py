@@ -38,6 +38,12 @@ def core_methods(bits: int, staleness_bound: int, bns_rate: float) -> list[Metho
     return [VANILLA, PIPEGCN, bns(bns_rate), sylvie_s(bits), sylvie_a(bits), sylvie_a(bits, staleness_bound)]
 
 
+def role_names(bits: int, staleness_bound: int) -> dict[str, str]:
+    """The method names the claims compare, by role, as the method constructors spell them."""
+    return {"vanilla": VANILLA.name, "sync": sylvie_s(bits).name, "pipelined": sylvie_a(bits).name,
+            "bounded": sylvie_a(bits, staleness_bound).name}
+
+
 def ablation_methods(bits: int) -> list[Method]:
     """Synchronous exchanges at the bit widths the core list does not already hold (fp32 and ``bits`` are there)."""
     return [sylvie_s(b) for b in (1, 2, 4, 8) if b != bits]

@@ -4,7 +4,6 @@ processes start once."""
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -246,8 +245,3 @@ def subset(result: Launch, hidden: int) -> Launch:
     """The runs of a launch at one hidden size, as a launch of their own (for the byte formulas)."""
     return replace(result, settings=replace(result.settings, hidden=hidden),
                    runs=[r for r in result.runs if r["hidden"] == hidden])
-
-
-def median_after_warmup(values: list[float], warmup: int = 2) -> float:
-    rest = values[warmup:] if len(values) > warmup + 1 else values
-    return statistics.median(rest)
