@@ -66,6 +66,16 @@ ACME_PARAMS = COMMON + (
           help="job traces: the real CSVs from the data cache (auto: when present) or the calibrated synthetic one"),
 )
 
+JIOC_PARAMS = COMMON + (
+    Param("ic_variant", str, "class", ("class", "sample"),
+          help="input coordination: per-class weights from accumulated true-class gradients, or per-sample weights"),
+    Param("suppression", str, "neglog", ("neglog", "separated"),
+          help="output coordination on memory data: -log(1 - P(new heads)), or a separated softmax over old heads"),
+    Param("kd_data", str, "all", ("all", "new"),
+          help="task-wise distillation on the old heads over the whole batch, or over the new task's data only"),
+    Param("workers", int, 0, minimum=0, help="worker processes for the independent runs; 0 = one per CPU core (<= 8)"),
+)
+
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(1, "ademvl", "ADEM-VL: parameter-free cross-attention for vision-language tuning",
             Paper("ADEM-VL: Adaptive and Embedded Fusion for Efficient Vision-Language Tuning",
@@ -74,7 +84,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(2, "jioc", "JIOC: input/output coordination for class-incremental learning",
             Paper("Joint Input and Output Coordination for Class-Incremental Learning",
                   "Shuai Wang, Yibing Zhan, Yong Luo, Han Hu, Wei Yu, Yonggang Wen, Dacheng Tao", "IJCAI 2024",
-                  "2409.05620", "(no official code)")),
+                  "2409.05620", "(no official code)"),
+            params=JIOC_PARAMS),
     Chapter(3, "torchgt", "TorchGT: graph transformer training at scale",
             Paper("TorchGT: A Holistic System for Large-scale Graph Transformer Training",
                   "Meng Zhang, Jie Sun, Qinghao Hu, Peng Sun, Zeke Wang, Yonggang Wen, Tianwei Zhang", "SC'24",
