@@ -142,3 +142,29 @@ def use_style() -> None:
     except ImportError:
         pass
     mpl.rcParams.update(STYLE)
+
+
+def pool_map(fn: Callable, items: list, workers: int | None = None, progress: bool = True, desc: str = "runs") -> list:
+    """``[fn(x) for x in items]`` over a pool of spawned, single-threaded worker processes (``workers`` defaults to
+    the CPU count, at most 8; 1 runs inline, also single-threaded). ``fn`` must be importable (module level).
+    One thread per item keeps the numbers identical whatever the pool size."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from tqdm.auto import tqdm
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    if workers == 1:
+        return [_single_threaded(fn, x) for x in tqdm(items, desc=desc, disable=not progress)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=torch.set_num_threads,
+                             initargs=(1,)) as pool:
+        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, disable=not progress))
+
+
+def _single_threaded(fn: Callable, x):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(x)
+    finally:
+        torch.set_num_threads(threads)

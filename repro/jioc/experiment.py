@@ -5,18 +5,14 @@ thread per run keeps the numbers identical whatever the pool size.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 
 import numpy as np
 import pandas as pd
-import torch
-from tqdm.auto import tqdm
 
 from repro.jioc import data, learners
 from repro.jioc.learners import BASES, COORDINATIONS, Config
+from repro.utils import pool_map
 
 REGIMES = ("balanced", "longtail")
 DEFAULT = Config()
@@ -52,18 +48,12 @@ class Job:
 
 
 def run_job(job: Job) -> dict:
-    """One run, single-threaded; returns a flat record for the results table."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        stream = data.make_stream(job.seed, job.regime, validation=job.validation)
-        result = learners.run(stream, job.config, job.seed)
-    finally:
-        torch.set_num_threads(threads)
+    """One run; returns a flat record for the results table."""
+    stream = data.make_stream(job.seed, job.regime, validation=job.validation)
+    result = learners.run(stream, job.config, job.seed)
     c = job.config
     return {"base": c.base, "coordination": c.coordination, "regime": job.regime, "memory": c.memory,
-            "variant": variant_name(c),
-            "lambda": c.lambda_, "seed": job.seed, "validation": job.validation,
+            "variant": variant_name(c), "lambda": c.lambda_, "seed": job.seed, "validation": job.validation,
             "average_accuracy": result.average_accuracy, "last_accuracy": result.accuracy[-1],
             "average_accuracy_linear": float(np.mean(result.accuracy_linear)),
             "old_to_new": float(np.mean(result.old_to_new)), "tail_recall": result.tail_recall,
@@ -72,15 +62,8 @@ def run_job(job: Job) -> dict:
 
 
 def run_jobs(jobs: list[Job], workers: int | None = None, progress: bool = True, desc: str = "runs") -> pd.DataFrame:
-    """Run ``jobs`` in a spawn pool (``workers`` defaults to the CPU count, at most 8); 1 runs them inline."""
-    workers = workers or min(8, os.cpu_count() or 1)
-    if workers == 1:
-        records = [run_job(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            records = list(tqdm(pool.map(run_job, jobs, chunksize=2), total=len(jobs), desc=desc,
-                                disable=not progress))
-    return pd.DataFrame(records)
+    """Run ``jobs`` on single-threaded worker processes (``repro.utils.pool_map``)."""
+    return pd.DataFrame(pool_map(run_job, jobs, workers, progress, desc))
 
 
 def grid_jobs(plan: Plan, seed: int, lambda_: float, template: Config = DEFAULT) -> list[Job]:
