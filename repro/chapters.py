@@ -76,6 +76,16 @@ JIOC_PARAMS = COMMON + (
     Param("workers", int, 0, minimum=0, help="worker processes for the independent runs; 0 = one per CPU core (<= 8)"),
 )
 
+TORCHGT_PARAMS = COMMON + (
+    Param("model", str, "graphormer_slim", ("graphormer_slim", "gt"),
+          help="Graphormer-slim (pre-LN, global token) or GT (post-LN, no global token) for the accuracy runs"),
+    Param("ecr_beta", str, "1", ("0", "1", "1.5", "5", "7", "10", "all"),
+          help="ECR threshold p = beta * global density, from the auto-tuner's ladder; 'all': p = 1 (released code)"),
+    Param("switch_freq", int, 2, minimum=1, help="dual-interleaved attention: full-attention steps per epoch"),
+    Param("memory_budget_mb", float, 1024.0, minimum=1.0, help="activation budget for the longest-sequence claim"),
+    Param("workers", int, 0, minimum=0, help="worker processes for the training runs; 0 = one per CPU core (<= 8)"),
+)
+
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(1, "ademvl", "ADEM-VL: parameter-free cross-attention for vision-language tuning",
             Paper("ADEM-VL: Adaptive and Embedded Fusion for Efficient Vision-Language Tuning",
@@ -89,7 +99,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(3, "torchgt", "TorchGT: graph transformer training at scale",
             Paper("TorchGT: A Holistic System for Large-scale Graph Transformer Training",
                   "Meng Zhang, Jie Sun, Qinghao Hu, Peng Sun, Zeke Wang, Yonggang Wen, Tianwei Zhang", "SC'24",
-                  "2407.14106", "https://github.com/zxmeng98/torchgt")),
+                  "2407.14106", "https://github.com/zxmeng98/torchgt"),
+            params=TORCHGT_PARAMS),
     Chapter(4, "acme", "Acme: LLM development in the datacenter",
             Paper("Characterization of Large Language Model Development in the Datacenter",
                   "Qinghao Hu, Zhisheng Ye, Zerui Wang, Guoteng Wang, Meng Zhang, Qiaoling Chen, Peng Sun, Dahua Lin, "

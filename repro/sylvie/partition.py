@@ -25,9 +25,14 @@ def partition(graph: Graph, parts: int, method: str = "metis", seed: int = 0) ->
         return torch.as_tensor(np.random.default_rng([seed, parts]).integers(0, parts, n), dtype=torch.long)
     if method != "metis":
         raise ValueError(f"partition method must be 'metis' or 'random', got {method!r}")
+    return metis_membership(graph.edge_index, n, parts, seed)
+
+
+def metis_membership(edge_index: torch.Tensor, n: int, parts: int, seed: int = 0) -> torch.Tensor:
+    """METIS part of every node (pymetis) for an undirected edge list holding both directions."""
     import pymetis
 
-    src, dst = graph.edge_index
+    src, dst = edge_index
     order = torch.argsort(src * n + dst)
     adjncy = dst[order].numpy().astype(np.int32)
     xadj = np.zeros(n + 1, dtype=np.int32)
