@@ -66,6 +66,12 @@ ACME_PARAMS = COMMON + (
           help="job traces: the real CSVs from the data cache (auto: when present) or the calibrated synthetic one"),
 )
 
+ADEMVL_PARAMS = COMMON + (
+    Param("kernel", str, "auto", ("auto", "torch", "triton"),
+          help="fused SiLU cross-attention for inference: auto = Triton on CUDA, torch on CPU"),
+    Param("workers", int, 0, minimum=0, help="worker processes for the tuning runs; 0 = one per CPU core (<= 8)"),
+)
+
 JIOC_PARAMS = COMMON + (
     Param("ic_variant", str, "class", ("class", "sample"),
           help="input coordination: per-class weights from accumulated true-class gradients, or per-sample weights"),
@@ -90,7 +96,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(1, "ademvl", "ADEM-VL: parameter-free cross-attention for vision-language tuning",
             Paper("ADEM-VL: Adaptive and Embedded Fusion for Efficient Vision-Language Tuning",
                   "Zhiwei Hao, Jianyuan Guo, Li Shen, Yong Luo, Han Hu, Yonggang Wen", "IJCV 2025", "2410.17779",
-                  "https://github.com/Hao840/ADEM-VL")),
+                  "https://github.com/Hao840/ADEM-VL"),
+            params=ADEMVL_PARAMS),
     Chapter(2, "jioc", "JIOC: input/output coordination for class-incremental learning",
             Paper("Joint Input and Output Coordination for Class-Incremental Learning",
                   "Shuai Wang, Yibing Zhan, Yong Luo, Han Hu, Wei Yu, Yonggang Wen, Dacheng Tao", "IJCAI 2024",
