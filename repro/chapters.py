@@ -89,6 +89,8 @@ TORCHGT_PARAMS = COMMON + (
           help="ECR threshold p = beta * global density, from the auto-tuner's ladder; 'all': p = 1 (released code)"),
     Param("switch_freq", int, 2, minimum=1, help="dual-interleaved attention: full-attention steps per epoch"),
     Param("memory_budget_mb", float, 1024.0, minimum=1.0, help="activation budget for the longest-sequence claim"),
+    Param("large_graph", str, "sbm", ("sbm", "ogbn-arxiv", "ogbn-products"),
+          help="the graph beside Cora: the seeded SBM, or an OGB graph already in the data cache (full scale)"),
     Param("workers", int, 0, minimum=0, help="worker processes for the training runs; 0 = one per CPU core (<= 8)"),
 )
 

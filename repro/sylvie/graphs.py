@@ -83,11 +83,13 @@ CACHED_GRAPHS = {
                "https://data.dgl.ai/dataset/reddit.zip (unzip into raw/)"),
     "ogbn-products": ("ogb.nodeproppred.PygNodePropPredDataset", ("ogbn_products/raw/",),
                       "https://ogb.stanford.edu (the ogb package downloads it into ogbn_products/)"),
+    "ogbn-arxiv": ("ogb.nodeproppred.PygNodePropPredDataset", ("ogbn_arxiv/raw/",),
+                   "https://ogb.stanford.edu (the ogb package downloads it into ogbn_arxiv/)"),
 }
 
 
 def from_cache(name: str) -> Graph:
-    """Reddit or ogbn-products, read by their PyG/OGB loaders from the data cache when the files are there.
+    """Reddit, ogbn-products or ogbn-arxiv, read by their PyG/OGB loaders from the data cache when the files are there.
 
     These graphs are for the ``full`` scale on a GPU machine. Nothing is downloaded: a missing file stops with a
     message naming it and where to put it.
@@ -112,8 +114,8 @@ def from_cache(name: str) -> Graph:
         try:
             from ogb.nodeproppred import PygNodePropPredDataset
         except ImportError as exc:
-            raise ImportError("ogbn-products needs the ogb package: pip install ogb") from exc
-        dataset = PygNodePropPredDataset("ogbn-products", root=str(root))
+            raise ImportError(f"{name} needs the ogb package: pip install ogb") from exc
+        dataset = PygNodePropPredDataset(name, root=str(root))
         d, split = dataset[0], dataset.get_idx_split()
         d.y = d.y.flatten()
         masks = []

@@ -157,16 +157,35 @@ def max_length(results: pd.DataFrame, variant: str, budget_mb: float, column: st
     return float(np.exp((np.log(budget_mb) - log_a) / b))
 
 
+def kernel_forward(case: Case, device, heads: int = 4, dim: int = 16, repeats: int = 10) -> dict:
+    """Forward-only milliseconds on ``device`` of the Triton block kernel against its torch reference, SDPA and the
+    scatter attention, on the p = 1 ECR layout (the Triton kernel has no backward; run this on a GPU)."""
+    import torch.utils.benchmark as tb
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(heads, case.size, dim, generator=gen).to(device) for _ in range(3))
+    tiles, metis = case.ecr_p1_layout.to(device), case.metis_pattern.to(device)
+    fns = {"block-triton": lambda: attention.block_attention(q, k, v, tiles, "triton"),
+           "block-torch": lambda: attention.block_attention(q, k, v, tiles),
+           "sdpa": lambda: attention.sdpa_attention(q, k, v),
+           "sparse-metis": lambda: attention.topology_attention(q, k, v, metis.dst, metis.src)}
+    return {name: tb.Timer("fn()", globals={"fn": fn}).timeit(repeats).median * 1e3 for name, fn in fns.items()}
+
+
 def step_time(model, x, attend, repeats: int = 3) -> float:
     """Median seconds of one training step (forward, backward, optimiser) of ``model`` on one sequence."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     y = torch.zeros(x.shape[0], dtype=torch.long)
+
+    y = y.to(x.device)
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
 
     def step():
         loss = torch.nn.functional.cross_entropy(model(x, attend), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
 
     step()
     samples = []

@@ -55,21 +55,31 @@ class AccuracyJob:
     beta: str = "1"
     switch_freq: int = 2
     model_kind: str = "graphormer_slim"
+    large_graph: str = "sbm"
+    device: str = "cpu"
 
 
-def load_graph(name: str, seed: int, plan: Plan):
-    return graphs.cora(seed) if name == "cora" else graphs.sbm(plan.sbm_nodes, seed)
+def load_graph(name: str, seed: int, plan: Plan, large_graph: str = "sbm"):
+    """Cora, or the large graph: the seeded SBM, or ogbn-arxiv / ogbn-products from the data cache (full scale)."""
+    if name == "cora":
+        return graphs.cora(seed)
+    if large_graph == "sbm":
+        return graphs.sbm(plan.sbm_nodes, seed)
+    from repro.sylvie.graphs import from_cache
+
+    return graphs.random_split(from_cache(large_graph), seed)
 
 
 def run_accuracy(job: AccuracyJob) -> dict:
-    g = load_graph(job.graph, job.seed, job.plan)
+    g = load_graph(job.graph, job.seed, job.plan, job.large_graph)
     record = {"graph": job.graph, "variant": job.variant, "seed": job.seed, "beta": job.beta}
     if job.variant == "gcn":
-        return record | {"test": train.train_gcn(g, job.seed, max(100, job.plan.epochs * 5))}
+        return record | {"test": train.train_gcn(g, job.seed, max(100, job.plan.epochs * 5), device=job.device)}
     seqs = train.make_sequences(g, job.plan.seq_nodes, job.seed, beta=beta_value(job.beta),
                                 global_token=job.model_kind == "graphormer_slim")
     hist = train.train(seqs, job.variant, g.num_classes, job.seed, job.plan.epochs, layers=job.plan.layers,
-                       switch_freq=job.switch_freq, eval_every=job.plan.eval_every, model_kind=job.model_kind)
+                       switch_freq=job.switch_freq, eval_every=job.plan.eval_every, model_kind=job.model_kind,
+                       device=job.device)
     return record | {"test": hist.best_test, "test_true_edges": hist.test_true_edges,
                      "epoch_s": float(sum(hist.epoch_s) / len(hist.epoch_s)), "curve_epochs": hist.epochs,
                      "curve_val": hist.val, "sequences": len(seqs),
@@ -77,20 +87,25 @@ def run_accuracy(job: AccuracyJob) -> dict:
                      "ecr_nnz_ratio": sum(s.ecr.pattern.nnz for s in seqs) / sum(s.exact.nnz for s in seqs)}
 
 
-def accuracy_jobs(plan: Plan, seed: int, beta: str, switch_freq: int, model_kind: str) -> list[AccuracyJob]:
-    return [AccuracyJob(g, v, s, plan, beta, switch_freq, model_kind)
+def accuracy_jobs(plan: Plan, seed: int, beta: str, switch_freq: int, model_kind: str, large_graph: str = "sbm",
+                  device: str = "cpu") -> list[AccuracyJob]:
+    """Cora and the large graph (labelled "sbm" in the results whatever ``large_graph`` is)."""
+    return [AccuracyJob(g, v, s, plan, beta, switch_freq, model_kind, large_graph, device)
             for g in ("cora", "sbm") for s in range(seed, seed + plan.seeds) for v in (*train.VARIANTS, "gcn")]
 
 
 def run_accuracy_jobs(jobs, workers=None, progress=True) -> pd.DataFrame:
+    """On a GPU the runs go one after another in this process; on a CPU, to single-threaded worker processes."""
+    if jobs and jobs[0].device != "cpu":
+        workers = 1
     return pd.DataFrame(pool_map(run_accuracy, jobs, workers, progress, desc="training runs"))
 
 
-def conditions(plan: Plan, seed: int) -> pd.DataFrame:
+def conditions(plan: Plan, seed: int, large_graph: str = "sbm") -> pd.DataFrame:
     """The paper's condition check on each dataset's sequences, with and without the global token."""
     rows = []
     for name in ("cora", "sbm"):
-        g = load_graph(name, seed, plan)
+        g = load_graph(name, seed, plan, large_graph)
         for token in (True, False):
             seqs = train.make_sequences(g, plan.seq_nodes, seed, global_token=token)
             rows.append({"graph": name, "global token": token, "sequences": len(seqs),
@@ -100,7 +115,7 @@ def conditions(plan: Plan, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def epoch_speedup(size: int, seed: int, beta: str, layers: int, repeats: int = 1) -> dict:
+def epoch_speedup(size: int, seed: int, beta: str, layers: int, repeats: int = 1, device="cpu") -> dict:
     """One training step of the dense graph transformer (explicit softmax and SDPA) against the TorchGT
     configuration (METIS order + ECR tiles) and the plain topology attention, on an SBM sequence of ``size``."""
     g = graphs.sbm(size, seed)
@@ -109,9 +124,11 @@ def epoch_speedup(size: int, seed: int, beta: str, layers: int, repeats: int = 1
     exact = lay.sequence_pattern(lay.relabel(g.edge_index, order), size, global_token=True)
     ecr = lay.reform(exact, sizes, beta_value(beta), seed=seed)
     torch.manual_seed(seed)
-    model = GraphTransformer(x.shape[1], g.num_classes, layers=layers)
-    attends = {"dense": Attend("dense"), "sdpa": Attend("sdpa"), "sparse": Attend("sparse", pattern=exact),
-               "torchgt (METIS + ECR tiles)": Attend("block", layout=lay.BlockLayout.from_pattern(ecr.pattern))}
+    model = GraphTransformer(x.shape[1], g.num_classes, layers=layers).to(device)
+    x = x.to(device)
+    attends = {"dense": Attend("dense"), "sdpa": Attend("sdpa"), "sparse": Attend("sparse", pattern=exact.to(device)),
+               "torchgt (METIS + ECR tiles)": Attend("block",
+                                                     layout=lay.BlockLayout.from_pattern(ecr.pattern).to(device))}
     return {name: bench.step_time(model, x, a, repeats) for name, a in attends.items()}
 
 

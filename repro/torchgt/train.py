@@ -8,7 +8,7 @@ clusters are contiguous (or in random order), preceded by the global token. Each
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -33,6 +33,12 @@ class Sequence:
     ecr: lay.Reformation
     ecr_layout: lay.BlockLayout
     conditions: dict
+
+    def to(self, device) -> "Sequence":
+        ecr = replace(self.ecr, pattern=self.ecr.pattern.to(device))
+        return replace(self, x=self.x.to(device), y=self.y.to(device), train=self.train.to(device),
+                       val=self.val.to(device), test=self.test.to(device), exact=self.exact.to(device), ecr=ecr,
+                       ecr_layout=self.ecr_layout.to(device))
 
 
 def induced(graph: Graph, nodes: torch.Tensor) -> torch.Tensor:
@@ -117,11 +123,12 @@ def evaluate(model, sequences, attend_of) -> tuple[float, float]:
 
 def train(sequences: list[Sequence], variant: str, classes: int, seed: int, epochs: int, layers: int = 2,
           lr: float = 5e-3, switch_freq: int = 2, eval_every: int = 5, model_kind: str = "graphormer_slim",
-          progress=None) -> History:
+          progress=None, device="cpu") -> History:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     torch.manual_seed(seed)
-    model = GraphTransformer(sequences[0].x.shape[1], classes, layers=layers, kind=model_kind)
+    model = GraphTransformer(sequences[0].x.shape[1], classes, layers=layers, kind=model_kind).to(device)
+    sequences = [s.to(device) for s in sequences]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     gen = torch.Generator().manual_seed(seed)
     dense_at = dense_steps(len(sequences), switch_freq) if variant == "dual" else set()
@@ -153,7 +160,7 @@ def train(sequences: list[Sequence], variant: str, classes: int, seed: int, epoc
     return hist
 
 
-def train_gcn(graph: Graph, seed: int, epochs: int, hidden: int = 64, lr: float = 1e-2) -> float:
+def train_gcn(graph: Graph, seed: int, epochs: int, hidden: int = 64, lr: float = 1e-2, device="cpu") -> float:
     """torch-geometric's GCN (2 layers) on the whole graph: the message-passing reference. Test accuracy at the
     best validation accuracy."""
     from torch_geometric.nn import GCNConv
@@ -169,7 +176,10 @@ def train_gcn(graph: Graph, seed: int, epochs: int, hidden: int = 64, lr: float 
         def forward(self, x, e):
             return self.c2(F.dropout(F.relu(self.c1(x, e)), 0.5, self.training), e)
 
-    model = GCN()
+    model = GCN().to(device)
+    graph = replace(graph, x=graph.x.to(device), y=graph.y.to(device), edge_index=graph.edge_index.to(device),
+                    train_mask=graph.train_mask.to(device), val_mask=graph.val_mask.to(device),
+                    test_mask=graph.test_mask.to(device))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
     best_val, best_test = -1.0, 0.0
     for _ in range(epochs):
