@@ -31,7 +31,7 @@ PLANS = {
                   budget=train.Budget(llm_steps=100, vit_steps=60, tune_steps=30, lr=1e-2),
                   llm=dict(dim=64, layers=2, heads=4, hidden=172), vit=dict(layers=2), grid=2, ablations=False),
     "default": Plan(seeds=3, pretrain_items=3000, tune_items=2000, test_items=400,
-                    budget=train.Budget(llm_steps=400, vit_steps=250, tune_steps=60, lr=1e-2),
+                    budget=train.Budget(llm_steps=350, vit_steps=200, tune_steps=50, lr=1e-2),
                     llm=dict(dim=64, layers=4, heads=4, hidden=172), vit=dict(layers=3), grid=2, ablations=True),
     # one GPU: d=512, L=8, 64x64 composites (8x8 tiles of digits) on a 16x16 patch grid (+ the 8x8 pooled grid)
     "full": Plan(seeds=3, pretrain_items=20000, tune_items=10000, test_items=2000,
