@@ -69,6 +69,9 @@ class Items:
         """The right option's token id (N)."""
         return self.options.gather(1, self.answer[:, None]).squeeze(1)
 
+    def to(self, device) -> "Items":
+        return Items(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
     def subset(self, idx) -> "Items":
         return Items(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 

@@ -74,14 +74,15 @@ class Setup:
     info: dict
 
 
-def setup(plan: Plan, seed: int, progress: bool = True) -> Setup:
+def setup(plan: Plan, seed: int, progress: bool = True, device="cpu") -> Setup:
     vocab = data.Vocab()
     train_pool, test_pool = data.digit_pools(seed)
     pre = data.make_items(plan.pretrain_items, train_pool, seed + 100, vocab, plan.grid)
     tune = data.make_items(plan.tune_items, train_pool, seed + 200, vocab, plan.grid)
     test = data.make_items(plan.test_items, test_pool, seed + 300, vocab, plan.grid)
     llm_cfg, vit_cfg = configs(plan, vocab)
-    llm, vit, info = train.pretrained_backbones(llm_cfg, vit_cfg, plan.budget, seed, pre, vocab, progress)
+    llm, vit, info = train.pretrained_backbones(llm_cfg, vit_cfg, plan.budget, seed, pre, vocab, progress, device)
+    tune, test = tune.to(device), test.to(device)
     with torch.no_grad():
         cls_logits, tile_logits = vit(test.image)
     info["vit_tile_accuracy"] = float((tile_logits.argmax(-1) == test.tile_digits).float().mean() * 100)
@@ -92,7 +93,8 @@ def setup(plan: Plan, seed: int, progress: bool = True) -> Setup:
 def build(s: Setup, name: str, backend: str = "torch") -> VisionLanguageModel:
     method, changes = VARIANTS[name]
     cfg = preset(method, **changes)
-    return VisionLanguageModel(s.llm, s.vit, replace(cfg, backend=backend) if method == "adem" else cfg)
+    model = VisionLanguageModel(s.llm, s.vit, replace(cfg, backend=backend) if method == "adem" else cfg)
+    return model.to(s.test.tokens.device)
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,11 @@ class Job:
     seed: int
     plan: Plan
     data_seed: int
+    device: str = "cpu"
 
 
 def run_job(job: Job) -> dict:
-    s = setup(job.plan, job.data_seed, progress=False)
+    s = setup(job.plan, job.data_seed, progress=False, device=job.device)
     model = build(s, job.name)
     losses = train.tune(model, s.tune, s.vocab, job.plan.budget.tune_steps, job.seed, job.plan.budget.batch,
                         job.plan.budget.lr)
@@ -112,16 +115,17 @@ def run_job(job: Job) -> dict:
     record = {"variant": job.name, "seed": job.seed, **acc, "final_loss": sum(losses[-10:]) / 10,
               "trainable": param_count(model), "llm_new": model.llm_new_parameters()}
     if job.name == "ADEM-VL" and job.seed == job.data_seed:  # kept for the drop figure, so it is not retrained
-        record["trained"] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        record["trained"] = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
     return record
 
 
-def run_all(plan: Plan, seed: int, workers=None, progress=True) -> pd.DataFrame:
-    jobs = [Job(n, s, plan, seed) for n in MAIN for s in range(seed, seed + plan.seeds)]
+def run_all(plan: Plan, seed: int, workers=None, progress=True, device: str = "cpu") -> pd.DataFrame:
+    """Every variant over seeds: on a GPU one after another in this process, on a CPU in worker processes."""
+    jobs = [Job(n, s, plan, seed, device) for n in MAIN for s in range(seed, seed + plan.seeds)]
     if plan.ablations:
-        jobs += [Job(n, s, plan, seed) for n in VARIANTS if n not in MAIN
+        jobs += [Job(n, s, plan, seed, device) for n in VARIANTS if n not in MAIN
                  for s in range(seed, seed + plan.ablation_seeds)]
-    return pd.DataFrame(pool_map(run_job, jobs, workers, progress, desc="tuning runs"))
+    return pd.DataFrame(pool_map(run_job, jobs, 1 if device != "cpu" else workers, progress, desc="tuning runs"))
 
 
 def efficiency(s: Setup, batch_size: int = 8, new_tokens: int = 8) -> pd.DataFrame:

@@ -127,14 +127,14 @@ class VisionLanguageModel(nn.Module):
         xv, cls = self.visual(batch.image, batch.has_image)
         emb = self.llm.embed_tokens(batch.tokens)
         t = batch.tokens.shape[1]
-        pad_mask = torch.arange(t)[None] < batch.lengths[:, None]
+        pad_mask = torch.arange(t, device=emb.device)[None] < batch.lengths[:, None]
         if self.adapter_cls is not None:
             slot = batch.image_slot.clamp_min(0)
             insert = F.one_hot(slot, t).bool() & (batch.image_slot >= 0)[:, None]
             emb = torch.where(insert[..., None], self.adapter_cls(cls)[:, None, :], emb)
         if self.cfg.method == "prefix_lora":
             emb = torch.cat([xv, emb], 1)
-            pad_mask = torch.cat([torch.ones(len(xv), xv.shape[1], dtype=torch.bool), pad_mask], 1)
+            pad_mask = torch.cat([torch.ones(len(xv), xv.shape[1], dtype=torch.bool, device=emb.device), pad_mask], 1)
             return emb, pad_mask, None, xv.shape[1]
         return emb, pad_mask, self.fusion_hook(xv), 0
 
@@ -142,7 +142,7 @@ class VisionLanguageModel(nn.Module):
         """Next-token logits (B, V) at the answer position (after "answer :")."""
         emb, pad_mask, hook, offset = self.inputs(batch)
         logits = self.llm(embeds=emb, pad_mask=pad_mask, fusion=hook)
-        return logits[torch.arange(len(emb)), offset + batch.lengths - 1]
+        return logits[torch.arange(len(emb), device=emb.device), offset + batch.lengths - 1]
 
 
 def trainable_formula(dv: int, hidden: int, d: int, nv: int, vit_blocks: int, adapter: int) -> int:

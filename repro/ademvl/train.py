@@ -30,14 +30,15 @@ def _batches(n: int, batch: int, steps: int, gen: torch.Generator):
 
 
 def pretrain_llm(cfg: LlamaConfig, items: data.Items, vocab: data.Vocab, steps: int, seed: int, batch: int = 32,
-                 progress=None) -> TinyLlama:
+                 progress=None, device="cpu") -> TinyLlama:
     """Language modelling on the questions' text with their answers ("... answer : 7 <eos>"), images absent:
     the LLM learns the template, copying from hints and the sums, but cannot know image answers."""
     torch.manual_seed(seed)
-    model = TinyLlama(cfg)
+    model = TinyLlama(cfg).to(device)
+    items = items.to(device)
     answers = items.target
-    seq = torch.cat([items.tokens, torch.zeros(len(items), 2, dtype=torch.long)], 1)
-    rows = torch.arange(len(items))
+    seq = torch.cat([items.tokens, items.tokens.new_zeros(len(items), 2)], 1)
+    rows = torch.arange(len(items), device=seq.device)
     seq[rows, items.lengths] = answers
     seq[rows, items.lengths + 1] = vocab.stoi["<eos>"]
     length = items.lengths + 2
@@ -46,7 +47,7 @@ def pretrain_llm(cfg: LlamaConfig, items: data.Items, vocab: data.Vocab, steps: 
     gen = torch.Generator().manual_seed(seed)
     for idx in _batches(len(items), batch, steps, gen):
         x = seq[idx]
-        pad = torch.arange(x.shape[1])[None] < length[idx, None]
+        pad = torch.arange(x.shape[1], device=x.device)[None] < length[idx, None]
         logits = model(x[:, :-1], pad_mask=pad[:, :-1])
         target = x[:, 1:].masked_fill(~pad[:, 1:], -100)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
@@ -59,11 +60,13 @@ def pretrain_llm(cfg: LlamaConfig, items: data.Items, vocab: data.Vocab, steps: 
     return model.eval()
 
 
-def pretrain_vit(cfg: ViTConfig, items: data.Items, steps: int, seed: int, batch: int = 64, progress=None) -> TinyViT:
+def pretrain_vit(cfg: ViTConfig, items: data.Items, steps: int, seed: int, batch: int = 64, progress=None,
+                 device="cpu") -> TinyViT:
     """Classify the digit of every tile of the composites, from CLS and from the tile's patches."""
     torch.manual_seed(seed)
     tiles = items.tile_digits.shape[1]
-    model = TinyViT(cfg, tiles=tiles)
+    model = TinyViT(cfg, tiles=tiles).to(device)
+    items = items.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
@@ -80,7 +83,7 @@ def pretrain_vit(cfg: ViTConfig, items: data.Items, steps: int, seed: int, batch
 
 
 def pretrained_backbones(llm_cfg: LlamaConfig, vit_cfg: ViTConfig, budget: Budget, seed: int, pretrain_items,
-                         vocab, progress: bool = True) -> tuple[TinyLlama, TinyViT, dict]:
+                         vocab, progress: bool = True, device="cpu") -> tuple[TinyLlama, TinyViT, dict]:
     """The frozen LLM and ViT, from the data cache when this (configs, budget, seed) was pretrained before."""
     from tqdm.auto import tqdm
 
@@ -94,13 +97,14 @@ def pretrained_backbones(llm_cfg: LlamaConfig, vit_cfg: ViTConfig, budget: Budge
         llm, vit = TinyLlama(llm_cfg), TinyViT(vit_cfg, tiles=pretrain_items.tile_digits.shape[1])
         llm.load_state_dict(state["llm"])
         vit.load_state_dict(state["vit"])
-        return llm.eval(), vit.eval(), info | {"pretrain_s": 0.0}
+        return llm.to(device).eval(), vit.to(device).eval(), info | {"pretrain_s": 0.0}
     start = time.perf_counter()
     with tqdm(total=budget.llm_steps + budget.vit_steps, desc="pretraining backbones", disable=not progress) as bar:
-        llm = pretrain_llm(llm_cfg, pretrain_items, vocab, budget.llm_steps, seed, budget.batch, bar)
-        vit = pretrain_vit(vit_cfg, pretrain_items, budget.vit_steps, seed, progress=bar)
+        llm = pretrain_llm(llm_cfg, pretrain_items, vocab, budget.llm_steps, seed, budget.batch, bar, device)
+        vit = pretrain_vit(vit_cfg, pretrain_items, budget.vit_steps, seed, progress=bar, device=device)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"llm": llm.state_dict(), "vit": vit.state_dict()}, path)
+    cpu = lambda m: {k: v.cpu() for k, v in m.state_dict().items()}  # noqa: E731
+    torch.save({"llm": cpu(llm), "vit": cpu(vit)}, path)
     return llm, vit, info | {"pretrain_s": time.perf_counter() - start}
 
 
@@ -155,6 +159,7 @@ def step_seconds(model: VisionLanguageModel, batch: data.Items, vocab, repeats: 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     target = batch.target
+    sync = torch.cuda.synchronize if target.device.type == "cuda" else (lambda: None)
     samples = []
     for i in range(repeats + 1):
         t = time.perf_counter()
@@ -162,6 +167,7 @@ def step_seconds(model: VisionLanguageModel, batch: data.Items, vocab, repeats: 
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
         if i:
             samples.append(time.perf_counter() - t)
     return float(np.median(samples))
@@ -181,9 +187,11 @@ def decode_latency(model: VisionLanguageModel, batch: data.Items, new_tokens: in
     mask = pad_mask
     start = time.perf_counter()
     for step in range(new_tokens):
-        mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.bool)], 1)
+        mask = torch.cat([mask, mask.new_ones(b, 1)], 1)
         logits = model.llm(tokens=token[:, None], pad_mask=mask, fusion=hook, caches=caches, start=t + step)
         token = logits[:, -1].argmax(-1)
+    if token.device.type == "cuda":
+        torch.cuda.synchronize()
     per_token = (time.perf_counter() - start) / new_tokens
     return {"s_per_token": per_token, "kv_positions": cached_positions,
             "kv_bytes": 2 * cached_positions * d * 4 * len(caches) * b, "visual_in_cache": offset}
