@@ -136,3 +136,16 @@ def test_hugging_face_llama_checkpoint_round_trip(tmp_path, tiny):
     torch.testing.assert_close(loaded(items.tokens[:2]), llm(items.tokens[:2]))
     names = set(__import__("safetensors.torch", fromlist=["load_file"]).load_file(tmp_path / "model.safetensors"))
     assert "model.layers.0.self_attn.q_proj.weight" in names and "model.embed_tokens.weight" in names
+
+
+def test_full_scale_composites_and_their_vocabulary():
+    from repro.ademvl.experiment import PLANS
+
+    plan = PLANS["full"]
+    vocab = data.Vocab(max_number=plan.grid * plan.grid)
+    items = data.make_items(40, data.digit_pools(0)[0], 0, vocab, plan.grid)
+    assert items.image.shape[-2:] == (64, 64) and items.tile_digits.shape[1] == 64
+    vit = TinyViT(ViTConfig(**plan.vit), tiles=64)
+    assert vit.cfg.grid == 16  # a 16 x 16 patch grid, pooled to 8 x 8
+    cls_logits, tile_logits = vit(items.image[:2])
+    assert cls_logits.shape == (2, 64, 10) and tile_logits.shape == (2, 64, 10)

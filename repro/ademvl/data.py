@@ -27,10 +27,11 @@ WORDS = ("question : options : image : answer : the n/a which digit is at how ma
 
 
 class Vocab:
-    """Word-level vocabulary: specials, template words and the numbers 0-18."""
+    """Word-level vocabulary: specials, template words and the numbers 0..max_number (at least 18, the largest sum;
+    a composite of G x G tiles needs G*G for its tile names and counts)."""
 
-    def __init__(self):
-        words = list(SPECIAL) + sorted(set(WORDS)) + [str(i) for i in range(19)]
+    def __init__(self, max_number: int = 18):
+        words = list(SPECIAL) + sorted(set(WORDS)) + [str(i) for i in range(max(18, max_number) + 1)]
         self.itos = list(dict.fromkeys(words))
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 

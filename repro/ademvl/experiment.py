@@ -75,7 +75,7 @@ class Setup:
 
 
 def setup(plan: Plan, seed: int, progress: bool = True, device="cpu") -> Setup:
-    vocab = data.Vocab()
+    vocab = data.Vocab(max_number=plan.grid * plan.grid)
     train_pool, test_pool = data.digit_pools(seed)
     pre = data.make_items(plan.pretrain_items, train_pool, seed + 100, vocab, plan.grid)
     tune = data.make_items(plan.tune_items, train_pool, seed + 200, vocab, plan.grid)
