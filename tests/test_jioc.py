@@ -125,6 +125,33 @@ def test_der_freezes_old_branches_and_keeps_the_old_classifier():
 
 def test_config_rejects_unknown_names():
     with pytest.raises(ValueError, match="base must be one of"):
-        Config(base="foster")
+        Config(base="bic")
     with pytest.raises(ValueError, match="coordination"):
         Config(coordination="both")
+
+
+def test_foster_boosts_then_compresses_into_one_backbone():
+    from repro.jioc.models import FosterTeacher, IncrementalNet
+
+    student = IncrementalNet(hidden=16)
+    student.add_task(2)
+    student.add_task(2)
+    teacher = FosterTeacher(student)
+    out = teacher(torch.randn(5, 64))
+    assert out["logits"].shape == (5, 4) and out["aux_logits"].shape == (5, 4) and out["features"].shape == (5, 32)
+    assert not any(p.requires_grad for p in teacher.old.parameters())
+    torch.testing.assert_close(teacher.fc.weight[:2, :16], student.head_weight()[:2])
+    stream = data.make_stream(0, "balanced")
+    stream.tasks = 2
+    result = learners.run(stream, Config(base="foster", coordination="jioc", epochs=3), 0)
+    assert len(result.accuracy) == 2 and result.accuracy[-1] > 50  # the compressed student is what is scored
+
+
+def test_conv_backbone_with_augmentation_runs():
+    stream = data.make_stream(0, "longtail")
+    stream.tasks = 2
+    result = learners.run(stream, Config(base="der", backbone="conv", augment=True, epochs=2), 0)
+    assert len(result.accuracy) == 2
+    x = torch.arange(64.0)[None]
+    shifted = learners.shift(x, torch.Generator().manual_seed(0))
+    assert sorted(shifted.flatten().tolist()) == sorted(x.flatten().tolist())

@@ -27,6 +27,9 @@ class Plan:
     extra_memories: tuple[int, ...]  # base vs +JIOC only
     lambda_sweep: bool  # choose lambda on a validation split (else lambda = 1)
     variants: bool  # run the named alternatives of the unverified formulas side by side
+    bases: tuple[str, ...] = ("finetune", "er", "icarl", "der")
+    backbone: str = "mlp"
+    augment: bool = False
 
 
 PLANS = {
@@ -34,8 +37,9 @@ PLANS = {
     # 96 grid runs + 48 memory runs + 24 validation runs, about 1 s each on one core
     "default": Plan(seeds=3, epochs=15, memory=20, extra_memories=(50,), lambda_sweep=True,
                     variants=True),
+    # one GPU or a long CPU run: FOSTER joins, a convolutional backbone on upsampled, shifted digits
     "full": Plan(seeds=10, epochs=30, memory=20, extra_memories=(50, 100), lambda_sweep=True,
-                 variants=True),
+                 variants=True, bases=BASES, backbone="conv", augment=True),
 }
 
 
@@ -70,25 +74,25 @@ def grid_jobs(plan: Plan, seed: int, lambda_: float, template: Config = DEFAULT)
     jobs = []
     for regime in REGIMES:
         for s in range(seed, seed + plan.seeds):
-            for base in BASES:
+            for base in plan.bases:
                 for coord in COORDINATIONS:
                     cfg = replace(template, base=base, coordination=coord, memory=plan.memory, epochs=plan.epochs,
-                                  lambda_=lambda_)
+                                  lambda_=lambda_, backbone=plan.backbone, augment=plan.augment)
                     jobs.append(Job(cfg, s, regime))
             for memory in plan.extra_memories:
-                for base in BASES[1:]:  # Finetune keeps no memory
+                for base in plan.bases[1:]:  # Finetune keeps no memory
                     for coord in ("none", "jioc"):
                         cfg = replace(template, base=base, coordination=coord, memory=memory, epochs=plan.epochs,
-                                      lambda_=lambda_)
+                                      lambda_=lambda_, backbone=plan.backbone, augment=plan.augment)
                         jobs.append(Job(cfg, s, regime))
     return jobs
 
 
 def lambda_jobs(plan: Plan, seed: int, template: Config = DEFAULT) -> list[Job]:
     """+JIOC for every base at each lambda, on the validation split of one seed, in both regimes."""
-    return [Job(replace(template, base=b, coordination="jioc", memory=plan.memory, epochs=plan.epochs, lambda_=lam),
-                seed, regime, validation=True)
-            for regime in REGIMES for lam in LAMBDAS for b in BASES]
+    return [Job(replace(template, base=b, coordination="jioc", memory=plan.memory, epochs=plan.epochs, lambda_=lam,
+                        backbone=plan.backbone, augment=plan.augment), seed, regime, validation=True)
+            for regime in REGIMES for lam in LAMBDAS for b in plan.bases]
 
 
 VARIANT_OPTIONS = {"ic_variant": "sample", "suppression_variant": "separated", "kd_data": "new"}
@@ -111,7 +115,8 @@ def variant_jobs(plan: Plan, seed: int, lambda_: float, template: Config = DEFAU
             for s in range(seed, seed + plan.seeds):
                 for base in bases:
                     cfg = replace(template, base=base, coordination="jioc", memory=plan.memory, epochs=plan.epochs,
-                                  lambda_=lambda_, **{name: alternative})
+                                  lambda_=lambda_, backbone=plan.backbone, augment=plan.augment,
+                                  **{name: alternative})
                     jobs.append(Job(cfg, s, regime))
     return jobs
 

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from repro.jioc.coordination import InputCoordinator, kd, output_coordination
 from repro.jioc.data import Stream
-from repro.jioc.models import DERNet, IncrementalNet
+from repro.jioc.models import DERNet, FosterTeacher, IncrementalNet
 
-BASES = ("finetune", "er", "icarl", "der")
+BASES = ("finetune", "er", "icarl", "der", "foster")  # FOSTER runs at full scale
 COORDINATIONS = ("none", "ic", "oc", "jioc")
 
 
@@ -37,6 +37,8 @@ class Config:
     ic_variant: str = "class"
     suppression_variant: str = "neglog"
     kd_data: str = "all"
+    backbone: str = "mlp"  # "conv": the full scale's convolutional backbone on upsampled digits
+    augment: bool = False  # random +-1 pixel shifts of the 8x8 digits while training
 
     def __post_init__(self):
         if self.base not in BASES:
@@ -144,12 +146,52 @@ def _class_means(model, x: torch.Tensor, y: torch.Tensor, classes: int) -> torch
     return F.normalize(torch.stack([f[y == c].mean(0) for c in range(classes)]), dim=1)
 
 
+def shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Augmentation: roll every 8x8 digit of the batch by the same random (dy, dx) in {-1, 0, 1}^2."""
+    dy, dx = (int(v) for v in torch.randint(-1, 2, (2,), generator=gen))
+    return x.view(-1, 8, 8).roll((dy, dx), dims=(1, 2)).reshape(-1, 64)
+
+
+def balanced_kd(student_logits, teacher_logits, class_weights, tau: float = 2.0) -> torch.Tensor:
+    """FOSTER's balanced KD: the teacher's softened probabilities re-weighted per class (rare classes up), then
+    cross-entropy against the student's."""
+    soft = F.softmax(teacher_logits / tau, 1) * class_weights
+    soft = soft / soft.sum(1, keepdim=True)
+    return -(soft * F.log_softmax(student_logits / tau, 1)).sum(1).mean()
+
+
+def compress(teacher: FosterTeacher, student: IncrementalNet, x, y, config: Config, gen, seen: int):
+    """FOSTER's compression stage: distil the boosted teacher into the single-backbone student (whose backbone is
+    the old one), with class weights from the effective number of samples (beta = 0.97)."""
+    counts = torch.bincount(y, minlength=seen).float().clamp_min(1)
+    weights = (1 - 0.97) / (1 - 0.97 ** counts)
+    weights = weights / weights.sum() * seen
+    teacher.eval()
+    opt = torch.optim.Adam(student.parameters(), lr=config.lr)
+    for _ in range(config.epochs):
+        student.train()
+        perm = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), config.batch_size):
+            b = perm[start:start + config.batch_size]
+            xb = shift(x[b], gen) if config.augment else x[b]
+            with torch.no_grad():
+                target = teacher(xb)["logits"]
+            loss = balanced_kd(student(xb)["logits"], target, weights, config.tau)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return student
+
+
 def run(stream: Stream, config: Config, seed: int) -> RunResult:
     """Train on the stream's tasks in order and evaluate after each; deterministic for a given seed on CPU."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     C = stream.classes_per_task
-    model = DERNet(hidden=config.der_hidden) if config.base == "der" else IncrementalNet(hidden=config.hidden)
+    if config.base == "der":
+        model = DERNet(hidden=config.der_hidden, backbone=config.backbone)
+    else:
+        model = IncrementalNet(hidden=config.hidden, backbone=config.backbone)
     memory = Memory(config.memory)
     coordinator = InputCoordinator(stream.tasks * C, variant=config.ic_variant) if config.uses_ic else None
     previous = None
@@ -164,24 +206,30 @@ def run(stream: Stream, config: Config, seed: int) -> RunResult:
         is_mem = torch.arange(len(x)) >= len(x_new)
         if coordinator is not None:
             coordinator.reset(stream.tasks * C, torch.unique(y))
-        params = [p for p in model.parameters() if p.requires_grad]
+        boosting = config.base == "foster" and t > 0
+        net = FosterTeacher(model) if boosting else model
+        params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=config.lr)
         for _ in range(config.epochs):
-            model.train()
+            net.train()
             perm = torch.randperm(len(x), generator=gen)
             for start in range(0, len(x), config.batch_size):
                 b = perm[start:start + config.batch_size]
                 xb, yb, mb = x[b], y[b], is_mem[b]
-                out = model(xb)
+                if config.augment:
+                    xb = shift(xb, gen)
+                out = net(xb)
                 logits = out["logits"]
                 loss = coordinator.loss(logits, yb) if coordinator is not None else F.cross_entropy(logits, yb)
                 if config.base == "der" and t > 0:
                     aux_y = torch.where(yb >= known, yb - known + 1, torch.zeros_like(yb))
                     loss = loss + F.cross_entropy(out["aux_logits"], aux_y)
-                if previous is not None and (config.base == "icarl" or config.uses_oc):
+                if boosting:  # FOSTER's auxiliary head on the new features
+                    loss = loss + F.cross_entropy(out["aux_logits"], yb)
+                if previous is not None and (config.base in ("icarl", "foster") or config.uses_oc):
                     with torch.no_grad():
                         old_logits = previous(xb)["logits"]
-                    if config.base == "icarl":  # iCaRL's own KD, on all old logits jointly
+                    if config.base in ("icarl", "foster"):  # the base's own KD, on all old logits jointly
                         loss = loss + kd(logits[:, :known], old_logits, config.tau)
                     if config.uses_oc:
                         loss = loss + output_coordination(
@@ -190,13 +238,15 @@ def run(stream: Stream, config: Config, seed: int) -> RunResult:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+        if boosting:
+            model = compress(net, model, x, y, config, gen, seen)
         if config.keeps_memory:
             selector = None
             if config.base == "icarl":
-                def selector(xc, m):
-                    model.eval()
+                def selector(xc, m, net=model):
+                    net.eval()
                     with torch.no_grad():
-                        return herding(model(xc)["features"], m)
+                        return herding(net(xc)["features"], m)
             memory.rebuild(x, y, seen, selector, gen)
         means = _class_means(model, memory.x, memory.y, seen) if config.base == "icarl" else None
         x_te, y_te = stream.seen_test(t)

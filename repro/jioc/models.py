@@ -1,6 +1,8 @@
 """The learners' networks: an MLP with an expanding linear head, and DER's expandable representation."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -12,15 +14,37 @@ def mlp(inputs: int, hidden: int, layers: int = 2) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
+class ConvBackbone(nn.Module):
+    """Digits (N, 64) -> 8x8 images upsampled to 16x16 -> two conv blocks -> (N, hidden). The full scale's backbone."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                 nn.Linear(64 * 4 * 4, hidden), nn.ReLU())
+
+    def forward(self, x):
+        img = torch.nn.functional.interpolate(x.view(-1, 1, 8, 8), size=16, mode="bilinear", align_corners=False)
+        return self.net(img)
+
+
+def make_backbone(kind: str, inputs: int, hidden: int) -> nn.Module:
+    if kind == "conv":
+        return ConvBackbone(hidden)
+    if kind != "mlp":
+        raise ValueError(f"backbone must be 'mlp' or 'conv', got {kind!r}")
+    return mlp(inputs, hidden)
+
+
 class IncrementalNet(nn.Module):
     """Backbone (N, 64) -> (N, H) and one linear head per task; logits (N, classes seen) are the heads concatenated.
 
     ``heads[t]`` owns the task-t labels, so "old heads" are ``heads[:-1]`` and "new heads" ``heads[-1]``.
     """
 
-    def __init__(self, inputs: int = 64, hidden: int = 128):
+    def __init__(self, inputs: int = 64, hidden: int = 128, backbone: str = "mlp"):
         super().__init__()
-        self.backbone = mlp(inputs, hidden)
+        self.backbone = make_backbone(backbone, inputs, hidden)
         self.feature_dim = hidden
         self.heads = nn.ModuleList()
 
@@ -46,9 +70,9 @@ class DERNet(nn.Module):
     Shapes: x (N, 64) -> features (N, B*H) for B branches -> logits (N, classes seen); aux_logits (N, new + 1).
     """
 
-    def __init__(self, inputs: int = 64, hidden: int = 64):
+    def __init__(self, inputs: int = 64, hidden: int = 64, backbone: str = "mlp"):
         super().__init__()
-        self.inputs, self.hidden = inputs, hidden
+        self.inputs, self.hidden, self.kind = inputs, hidden, backbone
         self.branches = nn.ModuleList()
         self.fc: nn.Linear | None = None
         self.aux_fc: nn.Linear | None = None
@@ -61,7 +85,7 @@ class DERNet(nn.Module):
     def add_task(self, classes: int) -> None:
         for branch in self.branches:  # the old representation is kept as it is
             branch.requires_grad_(False)
-        branch = mlp(self.inputs, self.hidden)
+        branch = make_backbone(self.kind, self.inputs, self.hidden)
         if self.branches:  # start the new branch from the last one, as DER does
             branch.load_state_dict(self.branches[-1].state_dict())
         self.branches.append(branch)
@@ -88,6 +112,41 @@ class DERNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.features(x)
         return {"logits": self.fc(f), "features": f, "aux_logits": self.aux_fc(f[:, -self.hidden:])}
+
+    def head_weight(self) -> torch.Tensor:
+        return self.fc.weight
+
+
+class FosterTeacher(nn.Module):
+    """FOSTER's boosting stage (Wang et al., ECCV 2022): the old model's backbone, frozen, beside a new backbone started
+    from it; a classifier over both features whose old-class rows start from the old heads, and an auxiliary head
+    ("fe_fc") on the new features alone. Shapes: x (N, 64) -> logits (N, seen), features (N, 2H), aux_logits (N, seen).
+    """
+
+    def __init__(self, student: IncrementalNet):
+        super().__init__()
+        h = student.feature_dim
+        self.old = copy.deepcopy(student.backbone).requires_grad_(False)
+        self.new = copy.deepcopy(student.backbone)
+        old_w = student.head_weight().detach()
+        old_b = torch.cat([hd.bias for hd in student.heads]).detach()
+        seen, known = old_w.shape[0], old_w.shape[0] - student.heads[-1].out_features
+        self.fc = nn.Linear(2 * h, seen)
+        self.fe_fc = nn.Linear(h, seen)
+        with torch.no_grad():
+            self.fc.weight.zero_()
+            self.fc.weight[:known, :h] = old_w[:known]
+            self.fc.bias[:known] = old_b[:known]
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.old.eval()
+        return self
+
+    def forward(self, x):
+        f_old, f_new = self.old(x), self.new(x)
+        f = torch.cat([f_old, f_new], dim=1)
+        return {"logits": self.fc(f), "features": f, "aux_logits": self.fe_fc(f_new)}
 
     def head_weight(self) -> torch.Tensor:
         return self.fc.weight
