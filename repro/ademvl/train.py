@@ -4,13 +4,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from repro.ademvl import data
 from repro.ademvl.backbones import LlamaConfig, TinyLlama, TinyViT, ViTConfig, config_key
 from repro.ademvl.model import VisionLanguageModel
+from repro.utils import time_it
 
 PRETRAINING_VERSION = 2  # part of the cache key: bump it when pretraining changes
 
@@ -29,6 +29,22 @@ def _batches(n: int, batch: int, steps: int, gen: torch.Generator):
         yield torch.randint(0, n, (batch,), generator=gen)
 
 
+def _fit(model, loss_of, n: int, steps: int, seed: int, batch: int, progress=None):
+    """The backbones' pretraining loop: AdamW (lr 3e-3, one-cycle schedule) on ``loss_of(batch indices)``."""
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    for idx in _batches(n, batch, steps, gen):
+        loss = loss_of(idx)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if progress is not None:
+            progress.update(1)
+    return model.eval()
+
+
 def pretrain_llm(cfg: LlamaConfig, items: data.Items, vocab: data.Vocab, steps: int, seed: int, batch: int = 32,
                  progress=None, device="cpu") -> TinyLlama:
     """Language modelling on the questions' text with their answers ("... answer : 7 <eos>"), images absent:
@@ -42,22 +58,15 @@ def pretrain_llm(cfg: LlamaConfig, items: data.Items, vocab: data.Vocab, steps: 
     seq[rows, items.lengths] = answers
     seq[rows, items.lengths + 1] = vocab.stoi["<eos>"]
     length = items.lengths + 2
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
-    for idx in _batches(len(items), batch, steps, gen):
+
+    def loss_of(idx):
         x = seq[idx]
         pad = torch.arange(x.shape[1], device=x.device)[None] < length[idx, None]
         logits = model(x[:, :-1], pad_mask=pad[:, :-1])
         target = x[:, 1:].masked_fill(~pad[:, 1:], -100)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress is not None:
-            progress.update(1)
-    return model.eval()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+
+    return _fit(model, loss_of, len(items), steps, seed, batch, progress)
 
 
 def pretrain_vit(cfg: ViTConfig, items: data.Items, steps: int, seed: int, batch: int = 64, progress=None,
@@ -67,19 +76,12 @@ def pretrain_vit(cfg: ViTConfig, items: data.Items, steps: int, seed: int, batch
     tiles = items.tile_digits.shape[1]
     model = TinyViT(cfg, tiles=tiles).to(device)
     items = items.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
-    for idx in _batches(len(items), batch, steps, gen):
+
+    def loss_of(idx):
         target = items.tile_digits[idx].reshape(-1)
-        loss = sum(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target) for logits in model(items.image[idx]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress is not None:
-            progress.update(1)
-    return model.eval()
+        return sum(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target) for logits in model(items.image[idx]))
+
+    return _fit(model, loss_of, len(items), steps, seed, batch, progress)
 
 
 def pretrained_backbones(llm_cfg: LlamaConfig, vit_cfg: ViTConfig, budget: Budget, seed: int, pretrain_items,
@@ -159,18 +161,14 @@ def step_seconds(model: VisionLanguageModel, batch: data.Items, vocab, repeats: 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     target = batch.target
-    sync = torch.cuda.synchronize if target.device.type == "cuda" else (lambda: None)
-    samples = []
-    for i in range(repeats + 1):
-        t = time.perf_counter()
+
+    def step():
         loss = F.cross_entropy(model(batch), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sync()
-        if i:
-            samples.append(time.perf_counter() - t)
-    return float(np.median(samples))
+
+    return time_it(step, repeats=repeats, warmup=1).median
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ cluster pair reformed, as the released code hard-codes).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from repro.sylvie import graphs as sylvie_graphs
 from repro.torchgt import attention
 from repro.torchgt import layout as lay
+from repro.utils import time_it
 
 VARIANTS = ("dense", "sdpa", "sparse-random", "sparse-metis", "block-exact", "block-ecr", "block-ecr-p1")
 FULL_VARIANTS = ("dense", "sdpa")
@@ -40,6 +40,7 @@ class Case:
     ecr_layout: lay.BlockLayout
     ecr_p1: lay.Reformation
     ecr_p1_layout: lay.BlockLayout
+    cluster_sizes: np.ndarray
     cut_random: int
     cut_metis: int
 
@@ -56,7 +57,7 @@ def make_case(size: int, seed: int, beta=1.0, block: int = 16, clusters: int = 8
     ecr_p1 = lay.reform(metis, sizes, "1", block, seed=seed, offset=0)
     return Case(size, rand, metis, lay.BlockLayout.from_pattern(metis, block), ecr,
                 lay.BlockLayout.from_pattern(ecr.pattern, block), ecr_p1,
-                lay.BlockLayout.from_pattern(ecr_p1.pattern, block),
+                lay.BlockLayout.from_pattern(ecr_p1.pattern, block), sizes,
                 lay.shard_edge_cut(g.edge_index, size, shards), lay.shard_edge_cut(metis_edges, size, shards))
 
 
@@ -106,24 +107,17 @@ def time_and_memory(case: Case, variant: str, heads: int, dim: int, repeats: int
     gen = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(heads, case.size, dim, generator=gen).to(device).requires_grad_() for _ in range(3))
     fn = attend_fn(case, variant, device)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
 
     def step():
         out = fn(q, k, v)
         out.backward(torch.ones_like(out))
-        sync()
 
-    step()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        step()
-        samples.append(time.perf_counter() - t)
+    timing = time_it(step, repeats=repeats, warmup=1)
     nnz = {"sparse-random": case.random_pattern.nnz, "block-ecr": case.ecr.pattern.nnz,
            "block-ecr-p1": case.ecr_p1.pattern.nnz}.get(variant, case.metis_pattern.nnz)
     tiles = {"block-ecr": case.ecr_layout.tiles, "block-ecr-p1": case.ecr_p1_layout.tiles}.get(
         variant, case.exact_layout.tiles)
-    return {"variant": variant, "S": case.size, "ms": 1e3 * float(np.median(samples)),
+    return {"variant": variant, "S": case.size, "ms": 1e3 * timing.median,
             "measured_mb": saved_bytes(fn, q, k, v) / 2**20,
             "analytic_mb": analytic_bytes(variant, case.size, nnz, tiles, heads, dim) / 2**20,
             "nnz": nnz, "tiles": tiles}
@@ -160,8 +154,6 @@ def max_length(results: pd.DataFrame, variant: str, budget_mb: float, column: st
 def kernel_forward(case: Case, device, heads: int = 4, dim: int = 16, repeats: int = 10) -> dict:
     """Forward-only milliseconds on ``device`` of the Triton block kernel against its torch reference, SDPA and the
     scatter attention, on the p = 1 ECR layout (the Triton kernel has no backward; run this on a GPU)."""
-    import torch.utils.benchmark as tb
-
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(heads, case.size, dim, generator=gen).to(device) for _ in range(3))
     tiles, metis = case.ecr_p1_layout.to(device), case.metis_pattern.to(device)
@@ -169,7 +161,7 @@ def kernel_forward(case: Case, device, heads: int = 4, dim: int = 16, repeats: i
            "block-torch": lambda: attention.block_attention(q, k, v, tiles),
            "sdpa": lambda: attention.sdpa_attention(q, k, v),
            "sparse-metis": lambda: attention.topology_attention(q, k, v, metis.dst, metis.src)}
-    return {name: tb.Timer("fn()", globals={"fn": fn}).timeit(repeats).median * 1e3 for name, fn in fns.items()}
+    return {name: time_it(fn, repeats=repeats, warmup=1).median * 1e3 for name, fn in fns.items()}
 
 
 def step_time(model, x, attend, repeats: int = 3) -> float:
@@ -178,19 +170,26 @@ def step_time(model, x, attend, repeats: int = 3) -> float:
     y = torch.zeros(x.shape[0], dtype=torch.long)
 
     y = y.to(x.device)
-    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
 
     def step():
         loss = torch.nn.functional.cross_entropy(model(x, attend), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sync()
 
-    step()
-    samples = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        step()
-        samples.append(time.perf_counter() - t)
-    return float(np.median(samples))
+    return time_it(step, repeats=repeats, warmup=1).median
+
+
+def ecr_ladder(case: Case, betas, seed: int = 0, block: int = 16) -> pd.DataFrame:
+    """ECR on the case's METIS-ordered pattern for each beta (``layout.reform``'s values): pairs kept and reformed,
+    tiles placed, nonzeros, tiles visited and their fill, beside the exact edges' tiles."""
+    exact = lay.BlockLayout.from_pattern(case.metis_pattern, block)
+    rows = [{"beta": "exact edges", "nonzeros": case.metis_pattern.nnz, "tiles visited": exact.tiles,
+             "tile fill": round(exact.fill, 3)}]
+    for name, beta in betas:
+        r = lay.reform(case.metis_pattern, case.cluster_sizes, beta, block, seed=seed, offset=0)
+        tiles = lay.BlockLayout.from_pattern(r.pattern, block)
+        rows.append({"beta": name, "threshold p": r.threshold, "pairs kept": r.pairs_kept,
+                     "pairs reformed": r.pairs_reformed, "tiles placed": r.blocks_placed, "nonzeros": r.pattern.nnz,
+                     "tiles visited": tiles.tiles, "tile fill": round(tiles.fill, 3)})
+    return pd.DataFrame(rows).set_index("beta")
