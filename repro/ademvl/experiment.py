@@ -90,7 +90,10 @@ def setup(plan: Plan, seed: int, progress: bool = True, device="cpu") -> Setup:
     return Setup(vocab, llm, vit, pre, tune, test, info)
 
 
-def build(s: Setup, name: str, backend: str = "torch") -> VisionLanguageModel:
+def build(s: Setup, name: str, seed: int = 0, backend: str = "torch") -> VisionLanguageModel:
+    """The variant's model on the frozen backbones; its new weights are initialised from ``seed`` (a worker process
+    runs several jobs, so the global random state would otherwise depend on which jobs ran there before)."""
+    torch.manual_seed(seed)
     method, changes = VARIANTS[name]
     cfg = preset(method, **changes)
     model = VisionLanguageModel(s.llm, s.vit, replace(cfg, backend=backend) if method == "adem" else cfg)
@@ -108,7 +111,7 @@ class Job:
 
 def run_job(job: Job) -> dict:
     s = setup(job.plan, job.data_seed, progress=False, device=job.device)
-    model = build(s, job.name)
+    model = build(s, job.name, job.seed)
     losses = train.tune(model, s.tune, s.vocab, job.plan.budget.tune_steps, job.seed, job.plan.budget.batch,
                         job.plan.budget.lr)
     acc = train.evaluate(model, s.test, s.vocab)
