@@ -11,20 +11,110 @@ from pathlib import Path
 import yaml
 
 from repro import chapters
-from repro.claims import FOUR_COLUMN_TABLE_HEAD, badge_html
-from repro.paths import BOOK_SOURCE, build_dir
+from repro.claims import (
+    CHECK,
+    CHECK_FAILED,
+    CHECK_PASSED,
+    FOUR_COLUMN_TABLE_HEAD,
+    REPRODUCTION,
+    VERDICTS,
+    badge_html,
+    source_text,
+)
+from repro.paths import BOOK_SOURCE, REPO_ROOT, build_dir
 from repro.runner import RunResult, executed_path, load_status
 
-SCOREBOARD_COLUMNS = ("chapter", "id", "statement", "paper_value", "paper_source", "measured_text", "scale", "seeds",
-                      "verdict", "reason")
+SCOREBOARD_COLUMNS = ("chapter", "id", "kind", "statement", "paper_value", "paper_source", "confidence",
+                      "measured_text", "scale", "seeds", "verdict", "reason", "premise")
+COUNT_COLUMNS = (*VERDICTS, CHECK_PASSED, CHECK_FAILED)
+COUNTS_FIGURE = "scoreboard_counts.png"
+README_START, README_END = "<!-- scoreboard:start -->", "<!-- scoreboard:end -->"
 
 
 def scoreboard_rows(results: list[RunResult]) -> list[dict]:
     rows = []
     for r in results:
         for c in r.claims:
-            rows.append({"chapter": r.chapter, **{k: c.get(k) for k in SCOREBOARD_COLUMNS if k != "chapter"}})
+            row = {"chapter": r.chapter, **{k: c.get(k) for k in SCOREBOARD_COLUMNS if k != "chapter"}}
+            row["kind"] = row["kind"] or REPRODUCTION  # status files from before checks existed
+            rows.append(row)
     return rows
+
+
+def counts_markdown(results: list[RunResult]) -> str:
+    """Per chapter, the count of each verdict of its reproductions plus its checks passed / failed: a markdown
+    table that the scoreboard, the intro and the README share, generated from the recorded runs."""
+    by_chapter = {r.chapter: r for r in results}
+    head = ["#", "chapter", "status", "scale", *COUNT_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    totals = dict.fromkeys(COUNT_COLUMNS, 0)
+    for ch in chapters.CHAPTERS:
+        r = by_chapter.get(ch.slug)
+        if ch.planned:
+            cells, status, scale = [""] * len(COUNT_COLUMNS), "planned", ""
+        elif r is None:
+            cells, status, scale = [""] * len(COUNT_COLUMNS), "not run", ""
+        else:
+            counts = r.counts
+            for k in COUNT_COLUMNS:
+                totals[k] += counts[k]
+            cells, status, scale = [str(counts[k]) for k in COUNT_COLUMNS], r.status, str(r.parameters.get("scale"))
+        lines.append("| " + " | ".join([f"{ch.number:02d}", f"`{ch.slug}`", status, scale, *cells]) + " |")
+    lines.append("| " + " | ".join(["", "**all**", "", "", *(f"**{totals[k]}**" for k in COUNT_COLUMNS)]) + " |")
+    return "\n".join(lines)
+
+
+def counts_figure(results: list[RunResult], path: Path) -> Path:
+    """One stacked horizontal bar per executed chapter: its reproductions by verdict, then its checks."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from repro.claims import BADGE_COLOURS
+
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * max(len(results), 1)))
+    labels = [r.chapter for r in results]
+    left = [0] * len(results)
+    for verdict in COUNT_COLUMNS:
+        widths = [r.counts[verdict] for r in results]
+        hatch = "//" if verdict in (CHECK_PASSED, CHECK_FAILED) else None
+        ax.barh(labels, widths, left=left, color=BADGE_COLOURS[verdict], label=verdict, hatch=hatch,
+                edgecolor="white")
+        left = [a + b for a, b in zip(left, widths)]
+    ax.invert_yaxis()
+    ax.set_xlabel("claims (count)")
+    ax.set_title("Verdicts per chapter: reproductions, then checks (hatched, never counted as reproduced)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def update_readme_block(text: str, block: str) -> str:
+    """Replace what lies between the README's scoreboard markers with ``block``."""
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    return text[:start] + "\n" + block + "\n" + text[end:]
+
+
+def published(results: list[RunResult]) -> bool:
+    """Whether these results are the book's: every written chapter ran at the default scale."""
+    by_chapter = {r.chapter: r for r in results}
+    return all((r := by_chapter.get(c.slug)) is not None and r.status == "ran"
+               and r.parameters.get("scale") == "default" for c in chapters.available())
+
+
+def write_readme_counts(results: list[RunResult], readme: Path | None = None) -> bool:
+    """Refresh the README's counts from a default-scale build of every chapter (never from a smoke run)."""
+    readme = readme or REPO_ROOT / "README.md"
+    if not published(results) or not readme.exists():
+        return False
+    text = readme.read_text()
+    new = update_readme_block(text, counts_markdown(results))
+    if new != text:
+        readme.write_text(new)
+    return True
 
 
 def recorded_results() -> list[RunResult]:
@@ -58,37 +148,52 @@ def scoreboard_markdown(results: list[RunResult]) -> str:
         status_rows.append(
             f'<tr class="status-row"><td><a href="chapters/{ch.stem}.html">{ch.number:02d} {html.escape(ch.title)}'
             f"</a></td><td>{state}</td><td>{r.parameters.get('scale')}</td><td>{r.wall_s:.1f}</td>"
-            f"<td>{r.reproduced}/{len(r.claims)}</td><td>{r.finished}</td></tr>"
+            f"<td>{r.reproduced}/{sum(r.counts[v] for v in VERDICTS)}</td>"
+            f"<td>{r.counts[CHECK_PASSED]}/{r.counts[CHECK_PASSED] + r.counts[CHECK_FAILED]}</td>"
+            f"<td>{r.finished}</td></tr>"
         )
-    claim_rows = []
-    for row in scoreboard_rows(results):
-        seeds = f", {row['seeds']} seeds" if row["seeds"] and row["seeds"] > 1 else ""
-        cells = (
-            f"<small>{html.escape(row['chapter'])}</small><br><b>{html.escape(row['id'])}</b> "
-            f"{html.escape(row['statement'])}",
-            html.escape(str(row["paper_value"])) + f"<br><small>{html.escape(row['paper_source'])}</small>",
-            html.escape(row["measured_text"]) + f"<br><small>scale {html.escape(str(row['scale']))}{seeds}</small>",
-            badge_html(row["verdict"]) + f"<br><small>{html.escape(row['reason'])}</small>",
-        )
-        claim_rows.append('<tr class="claim-row">' + "".join(f'<td style="vertical-align:top">{c}</td>'
-                                                             for c in cells) + "</tr>")
+    rows = scoreboard_rows(results)
+    reproduction_rows = [_claim_row(r, "claim-row") for r in rows if r["kind"] == REPRODUCTION]
+    check_rows = [_claim_row(r, "check-row") for r in rows if r["kind"] == CHECK]
     planned = [c for c in chapters.CHAPTERS if c.planned]
     return "\n".join([
         "# Scoreboard", "",
-        "Every claim of every executed chapter, with the paper's value and where the paper states it, our "
-        "measurement, and the verdict that the chapter's code computed from it. The same table is written to "
-        "`scoreboard.csv` and `scoreboard.json` in the build folder.", "",
+        "Every claim of every executed chapter, with the paper's value, where the paper states it and how sure we are "
+        "of it ([paper]: read in the paper, [code]: the official code or its result files, [secondary]: a third-party "
+        "summary), our measurement, and the verdict that the chapter's code computed from it. *Reproductions* measure "
+        "what the paper claims; *checks* verify our own implementation (formula identities, counts by construction, "
+        "determinism) and never count as reproduced. The same table is written to `scoreboard.csv` and "
+        "`scoreboard.json` in the build folder.", "",
+        "## At a glance", "",
+        counts_markdown(results), "",
+        f"![Verdicts per chapter]({COUNTS_FIGURE})", "",
         "## Execution status", "",
         '<div style="overflow-x:auto"><table><thead><tr><th>chapter</th><th>status</th><th>scale</th>'
-        "<th>wall time (s)</th><th>claims reproduced</th><th>finished</th></tr></thead><tbody>",
+        "<th>wall time (s)</th><th>reproduced</th><th>checks passed</th><th>finished</th></tr></thead><tbody>",
         *status_rows, "</tbody></table></div>", "",
-        "## Claims", "",
+        "## Reproductions", "",
         FOUR_COLUMN_TABLE_HEAD + "<tbody>",
-        *claim_rows, "</tbody></table>", "",
+        *reproduction_rows, "</tbody></table>", "",
+        "## Checks of our implementation", "",
+        FOUR_COLUMN_TABLE_HEAD + "<tbody>",
+        *check_rows, "</tbody></table>", "",
         ("Chapters not written yet: " + ", ".join(f"{c.number:02d} {c.slug}" for c in planned) + ".")
         if planned else "",
         "",
     ])
+
+
+def _claim_row(row: dict, css_class: str) -> str:
+    seeds = f", {row['seeds']} seeds" if row["seeds"] and row["seeds"] > 1 else ""
+    premise = f"<br><small>premise: {html.escape(row['premise'])}</small>" if row.get("premise") else ""
+    cells = (
+        f"<small>{html.escape(row['chapter'])}</small><br><b>{html.escape(row['id'])}</b> "
+        f"{html.escape(row['statement'])}{premise}",
+        html.escape(str(row["paper_value"])) + f"<br><small>{html.escape(source_text(row))}</small>",
+        html.escape(row["measured_text"]) + f"<br><small>scale {html.escape(str(row['scale']))}{seeds}</small>",
+        badge_html(row["verdict"]) + f"<br><small>{html.escape(row['reason'])}</small>",
+    )
+    return f'<tr class="{css_class}">' + "".join(f'<td style="vertical-align:top">{c}</td>' for c in cells) + "</tr>"
 
 
 def assemble(results: list[RunResult]) -> Path:
@@ -104,6 +209,10 @@ def assemble(results: list[RunResult]) -> Path:
         else:
             shutil.copy2(item, target)
     (src / "scoreboard.md").write_text(scoreboard_markdown(results))
+    counts_figure(results, src / COUNTS_FIGURE)
+    intro = src / "intro.md"
+    if intro.exists():  # the intro's counts come from the same runs as the scoreboard, never typed
+        intro.write_text(intro.read_text().replace("{{ scoreboard_counts }}", counts_markdown(results)))
     chapter_files = [f"chapters/{chapters.get(r.chapter).stem}" for r in results
                      if executed_path(chapters.get(r.chapter)).exists()]
     toc = {"format": "jb-book", "root": "intro",

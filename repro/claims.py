@@ -89,10 +89,11 @@ def _halfway_errors(no_effect: float, reference: float, band: tuple[float, float
     if not (band[0] <= reference <= band[1]):
         return [f"band {_band_text(band)} does not contain the paper's value {reference:g}"]
     half = no_effect + (reference - no_effect) / 2
-    if reference > no_effect and band[0] < half:
+    slack = 1e-9 * max(abs(half), 1.0)  # a band written as (1 + r) / 2 must not fail on rounding
+    if reference > no_effect and band[0] < half - slack:
         return [f"band {_band_text(band)}: its lower edge must be >= {half:.4g}, halfway from no effect "
                 f"({no_effect:g}) to the paper's {reference:g}"]
-    if reference < no_effect and band[1] > half:
+    if reference < no_effect and band[1] > half + slack:
         return [f"band {_band_text(band)}: its upper edge must be <= {half:.4g}, halfway from no effect "
                 f"({no_effect:g}) to the paper's {reference:g}"]
     return []
@@ -233,7 +234,8 @@ class Superior:
         if not lower > self.no_effect:
             return NOT_REPRODUCED, f"{self.level:.0%} lower bound {lower:.3g} is not > {self.no_effect:g}"
         if self.band and not _in_band(mean, self.band):
-            return DIRECTION_HOLDS, f"lower bound {lower:.3g} > {self.no_effect:g}, mean outside {_band_text(self.band)}"
+            return DIRECTION_HOLDS, (f"lower bound {lower:.3g} > {self.no_effect:g}, "
+                                     f"mean outside {_band_text(self.band)}")
         return REPRODUCED, f"{self.level:.0%} lower bound {lower:.3g} > {self.no_effect:g}" + (
             f", mean inside {_band_text(self.band)}" if self.band else "")
 

@@ -25,8 +25,10 @@ def _print_claims(claims: list[dict]) -> None:
         print("  (no claims recorded)")
         return
     width = max(len(c["id"]) for c in claims)
-    for c in claims:
-        print(f"  {c['id']:<{width}}  {c['verdict']:<24}  measured {c['measured_text']:<22} "
+    # reproductions first, then the checks of our own implementation (never counted as reproduced)
+    for c in sorted(claims, key=lambda c: c.get("kind", "reproduction") == "check"):
+        kind = "check " if c.get("kind") == "check" else ""
+        print(f"  {kind}{c['id']:<{width}}  {c['verdict']:<24}  measured {c['measured_text']:<22} "
               f"paper {c['paper_value']} [{c['paper_source']}]")
 
 
@@ -51,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    from repro.book import build_html, html_dir, recorded_results
+    from repro.book import build_html, html_dir, recorded_results, write_readme_counts
     from repro.runner import run_chapter
 
     selected = [chapters.get(n) for n in args.chapters] if args.chapters else chapters.available()
@@ -71,6 +73,8 @@ def cmd_book(args: argparse.Namespace) -> int:
     failed += [r.chapter for r in results if r.status == "failed" and r.chapter not in failed]
     rc = build_html(results)
     print(f"\nbook: {html_dir() / 'index.html'} (jupyter-book exit code {rc})")
+    if write_readme_counts(recorded_results()):
+        print("README.md: scoreboard counts refreshed from this default-scale build")
     if failed:
         print(f"failed chapters: {', '.join(failed)} (rendered with their tracebacks)", file=sys.stderr)
     return 1 if failed or rc else 0

@@ -12,7 +12,7 @@ from typing import Any
 import nbformat
 
 from repro import chapters, params
-from repro.claims import CLAIMS_MIME, REPRODUCED
+from repro.claims import CLAIMS_MIME, REPRODUCED, REPRODUCTION, counts_text, verdict_counts
 from repro.paths import REPO_ROOT, build_dir
 from repro.session import PROVENANCE_MIME
 
@@ -35,12 +35,17 @@ class RunResult:
 
     @property
     def reproduced(self) -> int:
-        return sum(c["verdict"] == REPRODUCED for c in self.claims)
+        """Reproductions reproduced; checks never count (status files from before checks existed count all)."""
+        return sum(c["verdict"] == REPRODUCED and c.get("kind", REPRODUCTION) == REPRODUCTION for c in self.claims)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return verdict_counts(self.claims)
 
     def summary(self) -> str:
         if self.status == "failed":
             return f"failed at {self.finished} ({self.error})"
-        return (f"claims reproduced {self.reproduced}/{len(self.claims)} "
+        return (f"claims {counts_text(self.counts)} "
                 f"(scale {self.parameters.get('scale')}, {self.wall_s:.0f} s, {self.finished})")
 
 

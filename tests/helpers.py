@@ -10,9 +10,11 @@ def write_chapter(folder: Path, crash: bool) -> Chapter:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('scale = "default"\ndevice = "auto"\nseed = 0')
     params.metadata["tags"] = ["parameters"]
-    body = ("import repro\nfrom repro.claims import AtLeast, Claim\n"
-            "repro.record_claims('demo', [Claim('c1', 'one is at least one', 1, 'Table 0', 1.0, 'x', AtLeast(1))], "
-            "scale)")
+    body = ("import repro\nfrom repro.claims import AtLeast, Claim, Tolerance\n"
+            "repro.record_claims('demo', [\n"
+            "    Claim('c1', 'two exceeds one', 'more than 1', 'Table 0', 2.0, 'x', AtLeast(1), confidence='paper'),\n"
+            "    Claim('k1', 'one equals one', 1, 'by construction', 1.0, 'x', Tolerance(1, 0), kind='check'),\n"
+            "], scale)")
     nb.cells = [nbformat.v4.new_markdown_cell("# A demo chapter"), params, nbformat.v4.new_code_cell(body)]
     if crash:
         nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('the experiment diverged')"))

@@ -31,7 +31,27 @@ def test_book_builds_with_every_chapter_figures_and_a_full_scoreboard(tmp_path, 
     assert "This chapter failed" in (html / "chapters" / "99_crashing.html").read_text()
 
     scoreboard = (html / "scoreboard.html").read_text()
-    assert scoreboard.count('class="claim-row"') == sum(len(r.claims) for r in results)
+    kinds = [c.get("kind", "reproduction") for r in results for c in r.claims]
+    assert scoreboard.count('class="claim-row"') == kinds.count("reproduction")
+    assert scoreboard.count('class="check-row"') == kinds.count("check")
+    # the page opens with the per-chapter counts and the stacked-bar figure; the intro shows the same counts
+    assert scoreboard.index("At a glance") < scoreboard.index("Execution status")
+    assert (html / book.COUNTS_FIGURE).exists() or (html / "_images").exists()
+    intro = (html / "intro.html").read_text()
+    assert "scoreboard_counts" not in intro and "check passed" in intro
     assert scoreboard.count('class="status-row"') == len(results)
     assert "failed" in scoreboard
     assert (book.build_dir() / "scoreboard.csv").exists() and (book.build_dir() / "scoreboard.json").exists()
+
+
+def test_readme_counts_are_generated_between_markers(tmp_path):
+    from repro.paths import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text()
+    assert book.README_START in text and book.README_END in text
+    new = book.update_readme_block(text, "| generated |")
+    assert new.count("| generated |") == 1 and new.replace("| generated |", "") != text
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    assert not book.write_readme_counts([], readme)  # never from a partial or smoke build
+    assert readme.read_text() == text

@@ -5,14 +5,14 @@ import pytest
 
 from helpers import register, write_chapter
 from repro import chapters, cli, runner
-from repro.claims import REPRODUCED
+from repro.claims import CHECK_PASSED, REPRODUCED
 
 
 def test_a_crashing_chapter_is_recorded_as_failed_with_its_traceback(tmp_path, monkeypatch):
     register(monkeypatch, write_chapter(tmp_path, crash=True))
     result = runner.run_chapter("crashing", {"scale": "smoke"}, progress=False)
     assert result.status == "failed" and "the experiment diverged" in result.error
-    assert [c["verdict"] for c in result.claims] == [REPRODUCED]  # what ran before the crash is kept
+    assert [c["verdict"] for c in result.claims] == [REPRODUCED, CHECK_PASSED]  # what ran before the crash is kept
     nb = nbformat.read(result.notebook, as_version=4)
     assert "This chapter failed" in nb.cells[0].source
     assert any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
@@ -24,8 +24,9 @@ def test_a_crashing_chapter_is_recorded_as_failed_with_its_traceback(tmp_path, m
 def test_a_clean_chapter_records_its_claims(tmp_path, monkeypatch):
     register(monkeypatch, write_chapter(tmp_path, crash=False))
     result = runner.run_chapter("demo", {"seed": 3}, progress=False)
-    assert result.status == "ran" and result.parameters["seed"] == 3 and len(result.claims) == 1
-    assert "claims reproduced 1/1" in runner.status_line(chapters.get("demo"))
+    assert result.status == "ran" and result.parameters["seed"] == 3 and len(result.claims) == 2
+    # the check is reported apart and never counts as a reproduction
+    assert "claims reproduced 1/1; checks 1/1 passed" in runner.status_line(chapters.get("demo"))
 
 
 def test_bad_parameters_stop_before_anything_runs(tmp_path, monkeypatch):
@@ -66,7 +67,7 @@ def test_sweep_aggregates_over_seeds(tmp_path, monkeypatch, capsys):
     register(monkeypatch, write_chapter(tmp_path, crash=False))
     assert cli.main(["sweep", "demo", "-p", "seed", "0", "1", "--scale", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert "sweep over seed = 0 1" in out and "c1: 1 ± 0 x" in out and "0: reproduced, 1: reproduced" in out
+    assert "sweep over seed = 0 1" in out and "c1: 2 ± 0 x" in out and "0: reproduced, 1: reproduced" in out
 
 
 def test_scoreboard_prints_and_writes_files(tmp_path, monkeypatch, capsys):
