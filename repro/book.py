@@ -22,7 +22,7 @@ from repro.claims import (
     source_text,
 )
 from repro.paths import BOOK_SOURCE, REPO_ROOT, build_dir
-from repro.runner import RunResult, executed_path, load_status
+from repro.runner import RunResult, executed_path, load_status, staleness
 
 SCOREBOARD_COLUMNS = ("chapter", "id", "kind", "statement", "paper_value", "paper_source", "confidence",
                       "measured_text", "scale", "seeds", "verdict", "reason", "premise")
@@ -119,7 +119,7 @@ def write_readme_counts(results: list[RunResult], readme: Path | None = None) ->
 
 def recorded_results() -> list[RunResult]:
     """The latest status of every chapter that has been run, in chapter order."""
-    return [r for c in chapters.CHAPTERS if (r := load_status(c)) is not None]
+    return [r for c in chapters.CHAPTERS if (r := load_status(c)) is not None and r.status != "interrupted"]
 
 
 def write_scoreboard_files(results: list[RunResult]) -> tuple[Path, Path]:
@@ -145,6 +145,9 @@ def scoreboard_markdown(results: list[RunResult]) -> str:
     for r in results:
         ch = chapters.get(r.chapter)
         state = badge_html("not reproduced").replace("not reproduced", "failed") if r.status == "failed" else "ran"
+        stale = [] if ch.planned else staleness(r)
+        if stale:  # its inputs changed since it ran: the page shows an older state of the code
+            state += f"<br><small><b>stale</b>: {html.escape('; '.join(stale))} changed since</small>"
         status_rows.append(
             f'<tr class="status-row"><td><a href="chapters/{ch.stem}.html">{ch.number:02d} {html.escape(ch.title)}'
             f"</a></td><td>{state}</td><td>{r.parameters.get('scale')}</td><td>{r.wall_s:.1f}</td>"

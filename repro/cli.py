@@ -43,8 +43,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from repro.runner import run_chapter
 
-    result = run_chapter(args.chapter, _overrides(args), timeout=args.timeout)
-    print(f"\n{result.chapter}: {result.status} in {result.wall_s:.1f} s -> {result.notebook}")
+    result = run_chapter(args.chapter, _overrides(args), timeout=args.timeout, force=args.force)
+    if result.cached:
+        print(f"{result.chapter}: unchanged since its run at {result.finished} (notebook, code, parameters, packages "
+              f"and data match); not executed again. --force reruns it.")
+    else:
+        print(f"\n{result.chapter}: {result.status} in {result.wall_s:.1f} s -> {result.notebook}")
     _print_claims(result.claims)
     if result.error:
         print(f"error: {result.error}\n  the executed notebook keeps the traceback: {result.notebook}", file=sys.stderr)
@@ -64,13 +68,19 @@ def cmd_book(args: argparse.Namespace) -> int:
     failed = []
     if not args.no_execute:
         for c in selected:
-            print(f"== executing {c.stem} at scale {args.scale}")
-            result = run_chapter(c.slug, {"scale": args.scale, **dict(args.p or [])}, timeout=args.timeout)
-            print(f"   {result.status} in {result.wall_s:.1f} s; " + result.summary())
+            print(f"== {c.stem} at scale {args.scale}", flush=True)
+            result = run_chapter(c.slug, {"scale": args.scale, **dict(args.p or [])}, timeout=args.timeout,
+                                 force=args.force)
+            if result.cached:
+                print(f"   unchanged since {result.finished}: kept, not executed (--force reruns it)")
+            else:
+                print(f"   {result.status} in {result.wall_s:.1f} s; " + result.summary())
             if result.status == "failed":
                 failed.append(c.slug)
-    results = [r for r in recorded_results() if r.chapter in {c.slug for c in selected}]
-    failed += [r.chapter for r in results if r.status == "failed" and r.chapter not in failed]
+    # every chapter's last run stays in the book: --chapters X re-executes X and keeps the others' pages
+    results = [r for r in recorded_results() if r.status != "interrupted"]
+    failed += [r.chapter for r in results if r.status == "failed" and r.chapter not in failed
+               and r.chapter in {c.slug for c in selected}]
     rc = build_html(results)
     print(f"\nbook: {html_dir() / 'index.html'} (jupyter-book exit code {rc})")
     if write_readme_counts(recorded_results()):
@@ -87,8 +97,12 @@ def cmd_scoreboard(args: argparse.Namespace) -> int:
     if not results:
         print("no chapter has been run yet: try `repro run sylvie --scale smoke`")
         return 1
+    from repro.runner import staleness
+
     for r in results:
-        print(f"{r.chapter}: {r.status}, {r.summary()}")
+        stale = staleness(r)
+        print(f"{r.chapter}: {r.status}, {r.summary()}" + (f"\n  STALE: {'; '.join(stale)} changed since" if stale
+                                                           else ""))
         _print_claims(r.claims)
     csv_path, json_path = write_scoreboard_files(results)
     print(f"\nwritten: {csv_path} and {json_path}")
@@ -139,7 +153,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device")
     run.add_argument("--seed")
     run.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="any chapter parameter")
-    run.add_argument("--timeout", type=int, default=None, help="seconds per cell")
+    run.add_argument("--timeout", type=int, default=None,
+                     help="seconds per cell (default: 5x the scale's budget; 6 h at full scale)")
+    run.add_argument("--force", action="store_true", help="execute even if nothing changed since the last run")
     run.set_defaults(func=cmd_run)
 
     book = sub.add_parser("book", help="execute chapters, then build the HTML book")
@@ -148,6 +164,7 @@ def parser() -> argparse.ArgumentParser:
     book.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"))
     book.add_argument("--no-execute", action="store_true", help="render the chapters executed last time")
     book.add_argument("--timeout", type=int, default=None)
+    book.add_argument("--force", action="store_true", help="execute every selected chapter, changed or not")
     book.set_defaults(func=cmd_book)
 
     sub.add_parser("scoreboard", help="the cross-chapter claims table").set_defaults(func=cmd_scoreboard)
@@ -168,11 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ParameterError, chapters.UnknownChapterError) as exc:
         print(f"repro: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("repro: interrupted; the last finished runs and pages are kept", file=sys.stderr)
+        return 130
     except Exception as exc:
         from repro.data import DataNotFoundError
-        from repro.runner import ChapterNotReadyError
+        from repro.runner import ChapterBusyError, ChapterNotReadyError
 
-        if isinstance(exc, (DataNotFoundError, ChapterNotReadyError)):
+        if isinstance(exc, (DataNotFoundError, ChapterNotReadyError, ChapterBusyError)):
             print(f"repro: {exc}", file=sys.stderr)
             return 2
         raise

@@ -185,6 +185,33 @@ def _fill_from_sources(ds: Dataset, f: DataFile, dest: Path, download: bool, tim
     return False
 
 
+# Every file resolved in this process, "<dataset>/<file>" -> its pinned sha256 (or "unpinned, N bytes"): the run's
+# provenance lists them, and the execution cache folds them into the chapter's fingerprint.
+USED: dict[str, str] = {}
+
+
+def _file_identity(ds: Dataset, f: DataFile) -> str:
+    dest = data_cache() / ds.folder / f.path
+    if not dest.exists():
+        return "missing"
+    return f.sha256 if f.sha256 else f"unpinned, {dest.stat().st_size} bytes"
+
+
+def used_files() -> dict[str, str]:
+    return dict(sorted(USED.items()))
+
+
+def current_identities(keys) -> dict[str, str]:
+    """What the files named like :data:`USED`'s keys are now (a changed pin or a replaced unpinned file differs)."""
+    out = {}
+    for key in keys:
+        name, _, path = key.partition("/")
+        ds = REGISTRY.get(name)
+        match = [f for f in ds.files if f.path == path] if ds else []
+        out[key] = _file_identity(ds, match[0]) if match else "unregistered"
+    return out
+
+
 def resolve(name: str, download: bool | None = None, timeout: float = 30.0) -> Path:
     """Return the cache folder of dataset ``name`` with every file present and verified.
 
@@ -214,6 +241,8 @@ def resolve(name: str, download: bool | None = None, timeout: float = 30.0) -> P
             f"Place verified copies under {folder}/ (upstream: {ds.upstream}), or set REPRO_DATA to a cache that "
             f"holds them, or REPRO_MIRRORS to a folder laid out as <mirror>/{ds.folder}/..."
         )
+    for f in ds.files:
+        USED[f"{name}/{f.path}"] = _file_identity(ds, f)
     return folder
 
 

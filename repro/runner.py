@@ -1,7 +1,12 @@
 """Execute chapters with papermill, record their status, and collect their claims from the executed notebook."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import sys
+import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -11,7 +16,7 @@ from typing import Any
 
 import nbformat
 
-from repro import chapters, params
+from repro import chapters, fingerprint, params
 from repro.claims import CLAIMS_MIME, REPRODUCED, REPRODUCTION, counts_text, verdict_counts
 from repro.paths import REPO_ROOT, build_dir
 from repro.session import PROVENANCE_MIME
@@ -32,6 +37,9 @@ class RunResult:
     claims: list[dict[str, Any]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    last_attempt: dict[str, Any] | None = None  # set when a later run was interrupted; this result is the last good
+    cached: bool = False  # returned from the execution cache, not executed now
 
     @property
     def reproduced(self) -> int:
@@ -62,7 +70,9 @@ def load_status(chapter: chapters.Chapter) -> RunResult | None:
     if not path.exists():
         return None
     try:
-        return RunResult(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        data.pop("cached", None)
+        return RunResult(**data)
     except (ValueError, TypeError):
         return None
 
@@ -71,7 +81,17 @@ def status_line(chapter: chapters.Chapter) -> str:
     if chapter.planned:
         return "planned (no notebook yet)"
     result = load_status(chapter)
-    return "not run" if result is None else ("ran, " if result.status == "ran" else "") + result.summary()
+    if result is None:
+        return "not run"
+    if result.status == "interrupted":
+        return f"interrupted at {result.last_attempt['at']} (no finished run yet)"
+    line = ("ran, " if result.status == "ran" else "") + result.summary()
+    stale = staleness(result)
+    if stale:
+        line = "STALE (" + "; ".join(stale) + " changed since), " + line
+    if result.last_attempt:
+        line += f"; a later run was {result.last_attempt['status']} at {result.last_attempt['at']}"
+    return line
 
 
 def collect(nb: nbformat.NotebookNode, mime: str) -> list[Any]:
@@ -104,17 +124,115 @@ def _stub_notebook(chapter: chapters.Chapter, error: str, tb: str) -> nbformat.N
     return nb
 
 
+# A hang must not block `repro book` forever: each cell may take this many times the chapter's whole budget.
+BUDGET_S = {"smoke": 60, "default": 240}
+TIMEOUT_MULTIPLE = 5
+FULL_TIMEOUT_S = 6 * 3600
+
+
+def default_timeout(scale: str) -> int:
+    """Seconds per cell: a generous multiple of the scale's whole-chapter budget (full scale: 6 hours)."""
+    return BUDGET_S[scale] * TIMEOUT_MULTIPLE if scale in BUDGET_S else FULL_TIMEOUT_S
+
+
+class ChapterBusyError(RuntimeError):
+    """Another run of the same chapter holds its lock."""
+
+
+@contextlib.contextmanager
+def chapter_lock(chapter: chapters.Chapter):
+    """One recorded run of a chapter at a time: a second one stops at once instead of corrupting the first's files."""
+    import fcntl
+
+    path = build_dir() / "locks" / f"{chapter.slug}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise ChapterBusyError(f"chapter {chapter.slug!r} is already running ({handle.read().strip()}); wait for "
+                                   "it, or stop it, then run again") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {_now()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _save_status(chapter: chapters.Chapter, result: RunResult) -> None:
+    write_atomically(status_path(chapter), json.dumps(asdict(result), indent=1, default=str))
+
+
+def fingerprint_of(chapter: chapters.Chapter, values: dict[str, Any], data_keys=()) -> dict[str, Any]:
+    from repro import data
+
+    return fingerprint.compute(chapter.notebook, values, data.current_identities(data_keys))
+
+
+def staleness(result: RunResult) -> list[str]:
+    """Why a recorded run no longer matches its inputs (empty: it is current)."""
+    chapter = chapters.get(result.chapter)
+    if chapter.planned:
+        return ["the notebook is gone"]
+    old = result.fingerprint
+    return fingerprint.differences(old, fingerprint_of(chapter, result.parameters, old.get("data", {}).keys()))
+
+
+def _hide_default_parameters(nb: nbformat.NotebookNode) -> None:
+    """Render one "parameters of this run" cell: papermill's injected cell stays, the source's defaults go."""
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    if any("injected-parameters" in t for t in tags):
+        for cell, t in zip(nb.cells, tags):
+            if "parameters" in t and "remove-cell" not in t:
+                cell.metadata["tags"] = [*t, "remove-cell"]
+            if "injected-parameters" in t:
+                cell.source = "# Parameters of this run (the chapter's defaults, with any overrides applied)\n" + \
+                    "\n".join(ln for ln in cell.source.splitlines() if not ln.startswith("# Parameters"))
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean stop as Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
 def run_chapter(name: str, overrides: dict[str, Any] | None = None, output: Path | None = None,
-                progress: bool = True, record: bool = True, timeout: int | None = None) -> RunResult:
-    """Validate parameters, execute the chapter with papermill, and record the result.
+                progress: bool = True, record: bool = True, timeout: int | None = None,
+                force: bool = False) -> RunResult:
+    """Validate parameters, execute the chapter with papermill, and record the result atomically.
 
-    A failure inside the notebook does not raise: it returns a result with status "failed", and the executed
-    notebook keeps the traceback plus a "failed" banner so that the book can still render it. Invalid parameters
-    and unknown or planned chapters raise before anything runs.
+    A recorded run is skipped, and its result returned with ``cached=True``, when the chapter's fingerprint (notebook,
+    code, parameters, packages, data) matches its last successful run, unless ``force``. The notebook executes into
+    a temporary file; only a finished run (successful or failed) replaces the last executed notebook and status,
+    both with ``os.replace``. Ctrl-C or SIGTERM leaves the last good notebook and status in place, marks the status
+    "interrupted", removes the temporary file and re-raises. A failure inside the notebook does not raise: it
+    returns a result with status "failed", and the executed notebook keeps the traceback plus a "failed" banner.
+    Invalid parameters and unknown or planned chapters raise before anything runs.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     chapter = chapters.get(name)
     if chapter.planned:
         raise ChapterNotReadyError(
@@ -122,36 +240,119 @@ def run_chapter(name: str, overrides: dict[str, Any] | None = None, output: Path
             f"see `repro list` for the chapters that run"
         )
     values = params.validate(chapter.slug, chapter.params, overrides or {})
-    output = Path(output) if output else executed_path(chapter)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    final = Path(output) if output else executed_path(chapter)
+    if record and not force:
+        last = load_status(chapter)
+        if (last is not None and last.status == "ran" and last.parameters == values and final.exists()
+                and not staleness(last)):
+            last.cached = True
+            return last
+    lock = chapter_lock(chapter) if record else contextlib.nullcontext()
+    with lock:
+        return _execute(chapter, values, final, progress, record, timeout)
+
+
+def _execute(chapter, values, final: Path, progress: bool, record: bool, timeout: int | None) -> RunResult:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from repro.session import environment
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = build_dir() / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=scratch, prefix=f"{chapter.stem}-", suffix=".ipynb")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    os.unlink(tmp)  # papermill writes it; its absence afterwards means papermill never got that far
+    env = environment()
     error, started = None, time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
     try:
-        papermill.execute_notebook(
-            str(chapter.notebook), str(output), parameters=values, progress_bar=progress, cwd=str(REPO_ROOT),
-            kernel_name="python3", execution_timeout=timeout, log_output=False,
-        )
+        with _streamed(progress):
+            papermill.execute_notebook(
+                str(chapter.notebook), str(tmp), parameters=values, progress_bar=progress, cwd=str(REPO_ROOT),
+                kernel_name="python3", execution_timeout=timeout or default_timeout(values["scale"]),
+                log_output=progress,
+            )
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if record:
+            _mark_interrupted(chapter, values)
+        raise
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}".strip()
     except Exception as exc:  # noqa: BLE001 - a dead kernel or a timeout must not hide the other chapters
         error = f"{type(exc).__name__}: {exc}".strip()
-        if not output.exists():
-            nbformat.write(_stub_notebook(chapter, error, traceback.format_exc()), output)
+        if not tmp.exists():  # never credit an older notebook's claims to this run
+            nbformat.write(_stub_notebook(chapter, error, traceback.format_exc()), tmp)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     wall = time.perf_counter() - started
-    nb = nbformat.read(output, as_version=4)
+    nb = nbformat.read(tmp, as_version=4)
     claims = [c for block in collect(nb, CLAIMS_MIME) for c in block["claims"]]
-    provenance = (collect(nb, PROVENANCE_MIME) or [{}])[-1]
+    notebook_provenance = (collect(nb, PROVENANCE_MIME) or [{}])[-1]
     if error is None and not claims:
         error = "the chapter finished without recording any claim (record_claims was never called)"
     if error is not None:
         _mark_failed(nb, chapter, error)
-        nbformat.write(nb, output)
+    _hide_default_parameters(nb)
+    nbformat.write(nb, tmp)
+    data_files = notebook_provenance.get("data_files", {})
+    provenance = {**notebook_provenance, **env, "parameters": values, "data_files": data_files,
+                  "wall_time_s": round(wall, 2), "runner_peak_rss_mb": _children_peak_rss_mb()}
     result = RunResult(
         chapter=chapter.slug, status="failed" if error else "ran", parameters=values, wall_s=round(wall, 2),
-        notebook=str(output), finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        claims=claims, provenance=provenance, error=error,
+        notebook=str(final), finished=_now(), claims=claims, provenance=provenance, error=error,
+        fingerprint=fingerprint_of(chapter, values, data_files.keys()),
     )
+    os.replace(tmp, final)
     if record:
-        path = status_path(chapter)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(result), indent=1, default=str))
+        _save_status(chapter, result)
     return result
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _children_peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+
+
+def _mark_interrupted(chapter: chapters.Chapter, values: dict[str, Any]) -> None:
+    """Keep the last good result; only note that a later attempt was interrupted."""
+    last = load_status(chapter)
+    attempt = {"status": "interrupted", "at": _now(), "parameters": values}
+    if last is None:
+        last = RunResult(chapter=chapter.slug, status="interrupted", parameters=values, wall_s=0.0, notebook="",
+                         finished=_now())
+    last.last_attempt = attempt
+    _save_status(chapter, last)
+
+
+@contextlib.contextmanager
+def _streamed(progress: bool):
+    """Stream the chapter's own output (its progress bars, with their ETAs) to the terminal while it runs."""
+    import logging
+
+    if not progress:
+        yield
+        return
+    logger = logging.getLogger("papermill")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    handler.terminator = ""
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -16,25 +16,55 @@ from repro.paths import REPO_ROOT
 PROVENANCE_MIME = "application/vnd.repro.provenance+json"
 
 
+# Untracked files here change what a chapter runs, so they make the tree dirty; elsewhere they do not.
+CODE_FOLDERS = ("repro/", "kernels/", "notebooks/")
+
+
 def git_commit() -> str:
+    """The short commit, with "-dirty" when a tracked file changed or an untracked file sits in the code folders."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=10).stdout.splitlines()
+        dirty = any(not line.startswith("??") or line[3:].startswith(CODE_FOLDERS) for line in status if line)
         return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def _version(distribution: str) -> str:
-    """The installed version, from package metadata (importing torch_geometric just for this costs seconds)."""
-    from importlib import metadata
+def environment() -> dict[str, Any]:
+    """What "could I get this number again?" needs beyond the code: date, commit, versions, CUDA stack, threads and
+    the settings that change execution. The runner records it for every run, failed ones included."""
+    import os
+    from datetime import datetime, timezone
 
+    from repro.fingerprint import package_versions
+
+    cuda = {}
+    if torch.cuda.is_available():
+        cuda = {"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+                "gpu": torch.cuda.get_device_name(0), "driver": _nvidia_driver()}
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        **cuda,
+        "threads": {"cpu_count": os.cpu_count(), "torch": torch.get_num_threads(),
+                    **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+                       if k in os.environ}},
+        "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith("REPRO_") or k == "TRITON_INTERPRET"},
+    }
+
+
+def _nvidia_driver() -> str:
     try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.splitlines()[0] if out else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 @dataclass
@@ -55,14 +85,13 @@ class Session:
         return self.params["seed"]
 
     def provenance(self) -> dict[str, Any]:
+        from repro.data import used_files
+
         return {
             "chapter": self.chapter,
             "parameters": self.params,
-            "git_commit": git_commit(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "triton": _version("triton"),
-            "torch_geometric": _version("torch-geometric"),
+            **environment(),
+            "data_files": used_files(),
             "device": str(self.device),
             "device_name": utils.device_name(self.device),
             "wall_time_s": round(time.perf_counter() - self.started, 2),

@@ -6,7 +6,7 @@ import nbformat
 from repro.chapters import Chapter, Paper
 
 
-def write_chapter(folder: Path, crash: bool) -> Chapter:
+def write_chapter(folder: Path, crash: bool, hang: bool = False) -> Chapter:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('scale = "default"\ndevice = "auto"\nseed = 0')
     params.metadata["tags"] = ["parameters"]
@@ -18,6 +18,8 @@ def write_chapter(folder: Path, crash: bool) -> Chapter:
     nb.cells = [nbformat.v4.new_markdown_cell("# A demo chapter"), params, nbformat.v4.new_code_cell(body)]
     if crash:
         nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('the experiment diverged')"))
+    if hang:
+        nb.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(120)"))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = folder / ("99_crashing.ipynb" if crash else "98_demo.ipynb")
     nbformat.write(nb, path)

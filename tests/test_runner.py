@@ -76,3 +76,84 @@ def test_scoreboard_prints_and_writes_files(tmp_path, monkeypatch, capsys):
     assert cli.main(["scoreboard"]) == 0
     out = capsys.readouterr().out
     assert "c1" in out and "scoreboard.csv" in out
+
+
+def test_an_unchanged_chapter_is_not_executed_again_and_a_changed_one_is_stale(tmp_path, monkeypatch):
+    chapter = write_chapter(tmp_path, crash=False)
+    register(monkeypatch, chapter)
+    first = runner.run_chapter("demo", {"scale": "smoke"}, progress=False)
+    assert not first.cached and first.fingerprint["digest"]
+    again = runner.run_chapter("demo", {"scale": "smoke"}, progress=False)
+    assert again.cached and again.finished == first.finished
+    assert not runner.run_chapter("demo", {"scale": "smoke"}, progress=False, force=True).cached
+    nb = nbformat.read(chapter.notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("A new paragraph."))
+    nbformat.write(nb, chapter.notebook)
+    assert runner.staleness(runner.load_status(chapter)) == ["the notebook's source"]
+    assert runner.status_line(chapter).startswith("STALE")
+    assert not runner.run_chapter("demo", {"scale": "smoke"}, progress=False).cached
+
+
+def test_fingerprints_follow_each_chapters_own_imports():
+    from repro import fingerprint
+    from repro.paths import REPO_ROOT
+
+    files = {c.slug: {str(p.relative_to(REPO_ROOT)) for p in fingerprint.code_files(c.notebook)}
+             for c in chapters.available()}
+    assert any(f.startswith("repro/sylvie/") for f in files["sylvie"])
+    assert all("repro/claims.py" in v for v in files.values())  # the core, followed through repro/__init__
+    assert not any(f.startswith("repro/sylvie/") for f in files["acme"])  # touching Sylvie leaves Acme current
+
+
+def test_a_killed_run_keeps_the_last_good_page_and_says_interrupted(tmp_path, monkeypatch):
+    import os
+    import signal
+    import threading
+
+    good = write_chapter(tmp_path, crash=False)
+    register(monkeypatch, good)
+    first = runner.run_chapter("demo", {"scale": "smoke"}, progress=False)
+    page = runner.executed_path(good).read_text()
+    (tmp_path / "hanging").mkdir()
+    hanging = write_chapter(tmp_path / "hanging", crash=False, hang=True)  # the same chapter, edited to hang
+    monkeypatch.setattr(chapters, "CHAPTERS", tuple(c for c in chapters.CHAPTERS if c.slug != "demo") + (hanging,))
+    timer = threading.Timer(8.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_chapter("demo", {"scale": "smoke"}, progress=False, force=True)
+    finally:
+        timer.cancel()
+    assert runner.executed_path(good).read_text() == page  # the last good page is untouched
+    status = runner.load_status(hanging)
+    assert status.status == "ran" and status.finished == first.finished
+    assert status.last_attempt["status"] == "interrupted" and "interrupted" in runner.status_line(hanging)
+    assert not list((runner.build_dir() / "tmp").glob("98_demo-*"))  # no half-written notebook left behind
+
+
+def test_a_second_run_of_the_same_chapter_stops_at_once(tmp_path, monkeypatch):
+    chapter = write_chapter(tmp_path, crash=False)
+    register(monkeypatch, chapter)
+    with runner.chapter_lock(chapter):
+        with pytest.raises(runner.ChapterBusyError, match="already running"):
+            runner.run_chapter("demo", {"scale": "smoke"}, progress=False, force=True)
+
+
+def test_provenance_answers_could_i_get_this_number_again(tmp_path, monkeypatch):
+    register(monkeypatch, write_chapter(tmp_path, crash=False))
+    prov = runner.run_chapter("demo", {"scale": "smoke"}, progress=False, force=True).provenance
+    for key in ("date", "git_commit", "python", "packages", "threads", "settings", "data_files", "wall_time_s"):
+        assert key in prov, key
+    for package in ("numpy", "scipy", "pandas", "scikit-learn", "pymetis", "papermill", "torch"):
+        assert package in prov["packages"]
+    assert "REPRO_BUILD" in prov["settings"]
+
+
+def test_the_rendered_chapter_shows_one_parameters_cell(tmp_path, monkeypatch):
+    register(monkeypatch, write_chapter(tmp_path, crash=False))
+    result = runner.run_chapter("demo", {"scale": "smoke"}, progress=False, force=True)
+    nb = nbformat.read(result.notebook, as_version=4)
+    defaults = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "Parameters of this run" in injected[0].source
+    assert all("remove-cell" in c.metadata["tags"] for c in defaults)
