@@ -12,7 +12,9 @@ becomes visible only once complete (write, then rename), and the loop's stall pe
 
 Failure injection (``--inject KIND@STEP[:RANK]``), the classes of the paper's Table 3:
 ``kill`` (the rank dies: node failure), ``hang`` (the rank stops answering collectives: a stuck NIC or GPU),
-``nan`` (the loss turns non-finite), ``oom`` (a framework error), ``keyerror`` (a script error).
+``nan`` (the loss turns non-finite), ``oom`` (a framework error), ``keyerror`` (a script error). With
+``--failure-log FILE`` the failing rank first prints that file, a log the supervisor draws from the test part of
+``repro.acme.log_corpus``, so that the diagnosis reads the wording of a real stack rather than ours.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -146,7 +149,15 @@ def parse_injection(text: str | None) -> tuple[str, int, int] | None:
     return kind, int(step), int(rank or 0)
 
 
-def inject(kind: str, step: int, loss: torch.Tensor) -> torch.Tensor:
+def inject(kind: str, step: int, loss: torch.Tensor, failure_log: str | None = None) -> torch.Tensor:
+    """Make the failure happen. With ``failure_log`` (the supervisor draws it from the test part of
+    ``repro.acme.log_corpus``), the rank first prints that log, as the failing stack would, then fails the same way:
+    killed, hung, a NaN loss (printed once the loop sees it), or an error exit for ``oom`` and ``keyerror``."""
+    if failure_log and kind in ("kill", "hang"):
+        _print_failure_log(failure_log)
+    if failure_log and kind in ("oom", "keyerror"):
+        _print_failure_log(failure_log)
+        raise SystemExit(1)
     if kind == "kill":
         os.kill(os.getpid(), signal.SIGKILL)  # as a dying node or the OOM killer would: no cleanup, no traceback
     if kind == "hang":
@@ -158,6 +169,12 @@ def inject(kind: str, step: int, loss: torch.Tensor) -> torch.Tensor:
     if kind == "keyerror":
         raise KeyError("lr_warmup_steps")
     return loss
+
+
+def _print_failure_log(text: str) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
 
 
 def checkpoint_stall(mode: str, size_mb: float, folder: Path, repeats: int = 3) -> float:
@@ -185,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resume-from", type=Path, default=None, help="a checkpoint file; else start fresh")
     p.add_argument("--skip", type=int, nargs="*", default=[], help="steps whose batches to skip (loss rollback)")
     p.add_argument("--inject", default=None, help="KIND@STEP[:RANK]")
+    p.add_argument("--failure-log", type=Path, default=None,
+                   help="a file holding the log the injected failure prints (drawn from the corpus's test part)")
     p.add_argument("--collective-timeout", type=float, default=10.0)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -211,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         start = state["step"]
     checkpointer = Checkpointer(args.out / "checkpoints", args.ckpt)
     injection = parse_injection(args.inject)
+    failure_log = args.failure_log.read_text() if args.failure_log else None
     log = open(args.out / f"metrics_rank{rank}.jsonl", "a")
     for step in range(start + 1, args.steps + 1):
         if step in args.skip:
@@ -218,9 +238,12 @@ def main(argv: list[str] | None = None) -> None:
         x, y = batch(args.seed, step, rank, args.batch, cfg)
         loss = ddp(x.to(device), y.to(device))
         if injection and injection[1] == step and injection[2] == rank:
-            loss = inject(injection[0], step, loss)
+            loss = inject(injection[0], step, loss, failure_log)
         if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"loss is nan at step {step} on rank {rank}")
+            if failure_log:  # the injected NaN prints the log drawn for it
+                _print_failure_log(failure_log)
+                raise SystemExit(1)
+            raise FloatingPointError(f"non-finite loss {float(loss.detach())} at step {step} on rank {rank}")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

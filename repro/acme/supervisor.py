@@ -15,8 +15,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from repro.acme import log_corpus
 from repro.acme.diagnosis import REPORT, ROLLBACK, diagnose
-from repro.acme.pretrain import latest_checkpoint
+from repro.acme.pretrain import latest_checkpoint, parse_injection
 from repro.paths import REPO_ROOT
 
 
@@ -28,6 +29,7 @@ class Attempt:
     last_step: int  # the last step rank 0 completed in this attempt
     wall_s: float
     lost_steps: int = 0  # steps completed after the last complete checkpoint: redone by the next attempt
+    injected_log: str = ""  # id of the corpus log the injected failure printed
     reason: str = ""
     failure_class: str = ""
     action: str = ""
@@ -58,8 +60,12 @@ def _read_metrics(path: Path) -> list[dict]:
 
 def run_job(out: Path, steps: int = 30, injections: list[str] | None = None, ckpt: str = "async",
             ckpt_every: int = 5, seed: int = 0, width: int = 64, max_attempts: int = 6,
-            collective_timeout: float = 6.0, timeout_s: float = 300.0, device: str = "cpu") -> JobResult:
-    """Run the job to completion, injecting ``injections[i]`` into attempt i, recovering automatically."""
+            collective_timeout: float = 6.0, timeout_s: float = 300.0, device: str = "cpu",
+            log_part: str = log_corpus.TEST) -> JobResult:
+    """Run the job to completion, injecting ``injections[i]`` into attempt i, recovering automatically.
+
+    Each injected failure prints a log of its kind drawn (seeded by ``seed`` and the attempt) from the ``log_part``
+    of the corpus: the test part, unless a test of the recovery mechanics asks for the development part."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = out / "metrics_rank0.jsonl"
@@ -78,8 +84,13 @@ def run_job(out: Path, steps: int = 30, injections: list[str] | None = None, ckp
             cmd += ["--resume-from", str(checkpoint)]
         if skip:
             cmd += ["--skip", *map(str, skip)]
+        drawn = None
         if injection:
             cmd += ["--inject", injection]
+            drawn = log_corpus.injection_log(parse_injection(injection)[0], index, seed, part=log_part)
+            log_file = out / f"injected_log_{index}.txt"
+            log_file.write_text(drawn.text)
+            cmd += ["--failure-log", str(log_file)]
         seen = len(_read_metrics(metrics))
         started = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
@@ -90,6 +101,7 @@ def run_job(out: Path, steps: int = 30, injections: list[str] | None = None, ckp
                 result.stalls.append(r["ckpt_stall_s"])
         attempt = Attempt(injection, resumed, proc.returncode, records[-1]["step"] if records else resumed,
                           time.perf_counter() - started)
+        attempt.injected_log = drawn.id if drawn else ""
         result.attempts.append(attempt)
         if proc.returncode == 0:
             result.status = "finished"
