@@ -2,7 +2,8 @@
 
 ``characterization``: the job-state mix and telemetry CDFs from the files that AcmeTrace ships (real data).
 ``trace``: the job-trace schema and its loader (the traces themselves are read from the cache only).
-``diagnosis`` and ``log_corpus``: rule-based failure diagnosis and its labelled test corpus.
+``diagnosis`` and ``log_corpus``: rule-based failure diagnosis, and labelled failure logs split into a development
+part (the rules were revised against it) and a test part (where they are scored).
 ``localize``: the two-round pairwise all-gather test that finds a slow node, over real gloo processes.
 ``pretrain`` and ``supervisor``: a 2-rank torchrun GPT job with failure injection, sync and async checkpoints, and
 automatic recovery from diagnosed failures (bitwise equal to the clean run on CPU).
