@@ -1,4 +1,6 @@
 """TorchGT: attention variants against the dense reference, the reorder, ECR, the Triton kernel and Ulysses."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -156,10 +158,127 @@ def test_ulysses_sequence_parallel_matches_single_process():
     layer = MultiHeadAttention(32, 4)
     x = torch.randn(128, 32)
     cases = [(x, Attend("sparse", pattern=pat)), (x, Attend("dense"))]
-    outs = parallel.run_ulysses(cases, layer, 2)
-    for (xi, attend), (out, sent) in zip(cases, outs):
-        with torch.no_grad():
-            torch.testing.assert_close(out, layer(xi, attend), atol=1e-5, rtol=1e-5)
-        assert sent == parallel.analytic_volume(128, 32, 4, 2).ulysses
+    for ranks in (2, 4):
+        outs = parallel.run_ulysses(cases, layer, ranks)
+        vol = parallel.analytic_volume(128, 32, 4, ranks)
+        for (xi, attend), t in zip(cases, outs):
+            with torch.no_grad():
+                torch.testing.assert_close(t.out, layer(xi, attend), atol=1e-5, rtol=1e-5)
+            assert t.sent_elements == vol.ulysses
+            if t.ulysses_bytes is not None:  # measured on the sockets: the payload plus gloo's headers
+                assert t.ulysses_bytes == 4 * vol.ulysses + 4 * t.a2a_overhead
+                assert t.kv_allgather_bytes == 4 * vol.kv_allgather + 2 * t.gather_overhead
+        assert vol.kv_allgather / vol.ulysses == ranks / 2  # equal at P = 2, Ulysses lighter from P = 4
     with pytest.raises(ValueError, match="pad"):
         parallel.run_ulysses([(torch.randn(127, 32), Attend("dense"))], layer, 2)
+
+
+def test_written_bytes_counts_what_the_process_writes(tmp_path):
+    from repro.torchgt import parallel
+
+    before = parallel.written_bytes()
+    if before is None:
+        pytest.skip("no /proc/self/io")
+    (tmp_path / "f").write_bytes(b"x" * 10_000)
+    assert parallel.written_bytes() - before >= 10_000
+
+
+def test_spd_buckets_and_the_spatial_bias_of_full_attention():
+    # a path 0-1-2-3 and an isolated node 4
+    edges = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    spd = train.spd_buckets(edges, 5, global_token=False, max_distance=2)
+    assert spd[0].tolist() == [0, 1, 2, 3, 3] and spd[4, 4] == 0 and spd[4, 0] == 3
+    with_token = train.spd_buckets(edges, 5, global_token=True, max_distance=2)
+    assert with_token.shape == (6, 6) and (with_token[0] == 4).all() and (with_token[:, 0] == 4).all()
+    assert torch.equal(with_token[1:, 1:], spd)
+    g, pat = _pattern(60)
+    spd = train.spd_buckets(g.edge_index, 60, global_token=True)
+    model = GraphTransformer(g.x.shape[1], g.num_classes)
+    plain = model(g.x, Attend("sdpa"))
+    with torch.no_grad():
+        model.spatial.weight.zero_()
+    model.eval()
+    torch.testing.assert_close(model(g.x, Attend("sdpa", spd=spd)), model(g.x, Attend("sdpa")))  # zero bias
+    with torch.no_grad():
+        model.spatial.weight.normal_()
+    biased = model(g.x, Attend("sdpa", spd=spd))
+    assert not torch.allclose(biased, model(g.x, Attend("sdpa")))
+    # the bias enters the scores the same way in the explicit softmax and in SDPA
+    q, k, v = _qkv(8, 61, 8)
+    bias = torch.randn(8, 61, 61, dtype=torch.float64)
+    torch.testing.assert_close(attention.dense_attention(q, k, v, bias=bias), attention.sdpa_attention(q, k, v, bias))
+    with pytest.raises(ValueError, match="full attention"):
+        Attend("sparse", pattern=pat, spd=spd)
+    assert plain.shape == biased.shape
+
+
+def test_the_spatial_encoding_does_not_change_the_other_variants_initial_weights():
+    torch.manual_seed(3)
+    a = GraphTransformer(10, 3)
+    after_a = torch.rand(1)
+    torch.manual_seed(3)
+    layer = torch.nn.Linear(10, 64)  # the first weights drawn are the embedding's, whatever follows
+    assert torch.equal(a.embed.weight, layer.weight)
+    torch.manual_seed(3)
+    GraphTransformer(10, 3)
+    assert torch.equal(torch.rand(1), after_a)
+
+
+def test_full_attention_trains_with_the_distance_bias():
+    g = sylvie_graphs.sbm(300, seed=2)
+    g = replace(g, train_mask=torch.ones(300, dtype=torch.bool), val_mask=torch.ones(300, dtype=torch.bool),
+                test_mask=torch.ones(300, dtype=torch.bool))
+    seqs = train.make_sequences(g, 150, 0, with_spd=True)
+    assert all(s.spd is not None and s.spd.shape == (s.x.shape[0] + 1,) * 2 for s in seqs)
+    hist = train.train(seqs, "full", g.num_classes, 0, epochs=2, eval_every=1)
+    assert len(hist.test) == 2
+    with pytest.raises(ValueError, match="with_spd"):
+        train.train(train.make_sequences(g, 150, 0), "full", g.num_classes, 0, epochs=1)
+
+
+def test_claims_comply_with_the_scoreboard_policy_and_judge_equivalence_two_sided():
+    import pandas as pd
+
+    from repro.claims import NOT_TESTED, REPRODUCED, policy_errors
+    from repro.torchgt import report
+
+    sizes = [1024, 2048, 4096]
+    rows = []
+    for s in sizes:
+        for variant, ms, mb in (("dense", 1e-6 * s * s, 1e-5 * s * s), ("sdpa", 1e-6 * s * s, 1e-5 * s * s),
+                                ("sparse-random", 1e-3 * s, 1e-3 * s), ("sparse-metis", 1e-3 * s, 1e-3 * s),
+                                ("block-ecr", 5e-4 * s, 1e-3 * s), ("block-ecr-p1", 5e-4 * s, 1e-3 * s)):
+            rows.append({"variant": variant, "S": s, "ms": ms, "measured_mb": mb})
+    bench = pd.DataFrame(rows)
+    acc = []
+    for graph in ("cora", "sbm"):
+        for seed, full in enumerate((80.0, 81.0, 79.0)):
+            acc.append({"graph": graph, "variant": "full", "seed": seed, "test": full})
+            acc.append({"graph": graph, "variant": "sparse", "seed": seed, "test": full + 0.1 * (seed - 1)})
+            acc.append({"graph": graph, "variant": "dual", "seed": seed, "test": full})
+            # far better than full: a one-sided test would call this reproduced, equivalence does not
+            acc.append({"graph": graph, "variant": "ecr", "seed": seed, "test": full + (10 if graph == "sbm" else 0)})
+    par = []
+    for p in (2, 4):
+        for order, cut in (("random", 100), ("metis", 20)):
+            vol = 4 * 4096 * 64 * (p - 1) / p**2 * 4
+            par.append({"order": order, "P": p, "max_abs_error": 1e-7, "edge_cut": cut,
+                        "ulysses_bytes": vol + 4 * p, "ulysses_formula_bytes": vol, "ulysses_overhead_bytes": 4 * p,
+                        "kv_allgather_bytes": vol * p / 2 + 2 * p, "kv_formula_bytes": vol * p / 2,
+                        "kv_overhead_bytes": 2 * p})
+    step = {"dense": 2.0, "torchgt (METIS + ECR tiles)": 0.5}
+    cl = report.claims(bench, pd.DataFrame(acc), pd.DataFrame(par), step, 4096, 1024.0)
+    assert all(not policy_errors(c) for c in cl), [(c.id, policy_errors(c)) for c in cl]
+    by_id = {c.id: c for c in cl}
+    assert by_id["t3_accuracy_cora"].verdict == REPRODUCED
+    assert by_id["t3_accuracy_sbm"].verdict != REPRODUCED and "ecr" in by_id["t3_accuracy_sbm"].statement
+    assert by_id["t1_dense_growth"].kind == "check" and by_id["t4_ulysses_volume"].kind == "check"
+    assert by_id["t4_vs_kv_allgather"].measured == pytest.approx(2.0, rel=1e-3)
+    assert by_id["t4_ulysses_volume"].verdict == "check passed"
+    assert by_id["t1_sparse_vs_sdpa"].measured == pytest.approx(1.0)
+    # smoke-like: two dense sizes, one seed, P = 2 only -> not tested, never a verdict from too little
+    small = report.claims(bench[bench.S < 4096], pd.DataFrame(acc)[lambda d: d.seed == 0],
+                          pd.DataFrame(par)[lambda d: d.P == 2], step, 2048, 1024.0)
+    by_id = {c.id: c for c in small}
+    for cid in ("t2_max_length", "t3_accuracy_cora", "t4_vs_kv_allgather", "t1_sparse_vs_sdpa", "t1_dense_growth"):
+        assert by_id[cid].verdict == NOT_TESTED, cid

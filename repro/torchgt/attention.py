@@ -19,15 +19,19 @@ from repro.kernels.block_sparse_attention import block_sparse_attention_referenc
 SOFTMAX = ("safe", "clamp")
 
 
-def dense_attention(q, k, v, mask: torch.Tensor | None = None):
-    """mask (S, S) bool: True where query i may attend key j (row i = query)."""
+def dense_attention(q, k, v, mask: torch.Tensor | None = None, bias: torch.Tensor | None = None):
+    """mask (S, S) bool: True where query i may attend key j (row i = query); bias (H, S, S) or (S, S) float: added
+    to the scores (Graphormer's spatial encoding)."""
     scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
+    if bias is not None:
+        scores = scores + bias
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores, dim=-1).nan_to_num(0.0) @ v
 
 
 def sdpa_attention(q, k, v, mask: torch.Tensor | None = None):
+    """mask: bool (True = attend) or float (added to the scores, e.g. an attention bias)."""
     return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 

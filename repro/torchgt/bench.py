@@ -143,10 +143,16 @@ def sweep(sizes, dense_max: int, heads: int = 4, dim: int = 16, repeats: int = 3
     return pd.DataFrame(rows), cases
 
 
+MIN_FIT_POINTS = 3  # two points fit any power law exactly
+
+
 def max_length(results: pd.DataFrame, variant: str, budget_mb: float, column: str) -> float:
     """The largest S whose bytes fit ``budget_mb``, from a power law bytes = a S^b fitted to the measured points
-    (dense grows as S^2, the sparse variants as S: the fit finds the exponent, it is not assumed)."""
+    (dense grows as S^2, the sparse variants as S: the fit finds the exponent, it is not assumed). Needs
+    ``MIN_FIT_POINTS`` sizes (ValueError otherwise)."""
     part = results[results.variant == variant]
+    if len(part) < MIN_FIT_POINTS:
+        raise ValueError(f"{variant}: {len(part)} sizes measured, a fit needs {MIN_FIT_POINTS}")
     b, log_a = np.polyfit(np.log(part.S), np.log(part[column]), 1)
     return float(np.exp((np.log(budget_mb) - log_a) / b))
 

@@ -32,11 +32,12 @@ class Plan:
     layers: int
     parallel_ranks: tuple[int, ...]
     parallel_size: int
+    step_repeats: int = 3  # timed training steps per variant (median), after one warm-up step
 
 
 PLANS = {
     "smoke": Plan(seeds=1, epochs=6, eval_every=3, seq_nodes=512, sbm_nodes=1000, bench_sizes=(512, 1024, 2048),
-                  dense_max=1024, bench_repeats=1, layers=2, parallel_ranks=(2,), parallel_size=512),
+                  dense_max=1024, bench_repeats=1, layers=2, parallel_ranks=(2, 4), parallel_size=512),
     "default": Plan(seeds=3, epochs=15, eval_every=5, seq_nodes=512, sbm_nodes=2000,
                     bench_sizes=(1024, 2048, 4096, 8192, 16384), dense_max=4096, bench_repeats=2, layers=2,
                     parallel_ranks=(2, 4), parallel_size=4096),
@@ -76,7 +77,7 @@ def run_accuracy(job: AccuracyJob) -> dict:
     if job.variant == "gcn":
         return record | {"test": train.train_gcn(g, job.seed, max(100, job.plan.epochs * 5), device=job.device)}
     seqs = train.make_sequences(g, job.plan.seq_nodes, job.seed, beta=beta_value(job.beta),
-                                global_token=job.model_kind == "graphormer_slim")
+                                global_token=job.model_kind == "graphormer_slim", with_spd=job.variant == "full")
     hist = train.train(seqs, job.variant, g.num_classes, job.seed, job.plan.epochs, layers=job.plan.layers,
                        switch_freq=job.switch_freq, eval_every=job.plan.eval_every, model_kind=job.model_kind,
                        device=job.device)
@@ -115,9 +116,10 @@ def conditions(plan: Plan, seed: int, large_graph: str = "sbm") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def epoch_speedup(size: int, seed: int, beta: str, layers: int, repeats: int = 1, device="cpu") -> dict:
-    """One training step of the dense graph transformer (explicit softmax and SDPA) against the TorchGT
-    configuration (METIS order + ECR tiles) and the plain topology attention, on an SBM sequence of ``size``."""
+def epoch_speedup(size: int, seed: int, beta: str, layers: int, repeats: int = 3, device="cpu") -> dict:
+    """Median seconds of one training step (over ``repeats`` timed steps, after a warm-up) of the dense graph
+    transformer (explicit softmax and SDPA) against the TorchGT configuration (METIS order + ECR tiles) and the plain
+    topology attention, on an SBM sequence of ``size``."""
     g = graphs.sbm(size, seed)
     order, sizes = lay.metis_order(g.edge_index, size, 8, seed=seed)
     x = g.x[order]
@@ -134,7 +136,10 @@ def epoch_speedup(size: int, seed: int, beta: str, layers: int, repeats: int = 1
 
 def parallel_check(plan: Plan, seed: int) -> pd.DataFrame:
     """One Ulysses attention layer over P gloo processes, on an SBM sequence in random and in METIS order: its
-    largest deviation from the single-process layer, and the elements rank 0 sent (measured vs formula)."""
+    largest deviation from the single-process layer; the bytes rank 0 wrote to its sockets during the layer's
+    all-to-alls and during an all-gather of K and V on the same shards (measured), beside the formulas (4-byte
+    floats) and gloo's headers (measured on one-float collectives); the H x S x S bias all-gather by formula only
+    (too large to run); and the shards' edge cut."""
     from repro.torchgt import parallel
 
     size = plan.parallel_size
@@ -149,13 +154,16 @@ def parallel_check(plan: Plan, seed: int) -> pd.DataFrame:
     for ranks in plan.parallel_ranks:
         inputs = [(xx, Attend("sparse", pattern=p)) for xx, p in cases.values()]
         outs = parallel.run_ulysses(inputs, layer, ranks)
-        for name, (xi, attend), (out, sent) in zip(cases, inputs, outs):
+        for name, (xi, attend), t in zip(cases, inputs, outs):
             with torch.no_grad():
                 ref = layer(xi, attend)
             vol = parallel.analytic_volume(size, 64, 8, ranks)
-            rows.append({"order": name, "P": ranks, "S": size, "max_abs_error": float((out - ref).abs().max()),
-                         "ulysses_sent": sent, "ulysses_formula": vol.ulysses, "kv_allgather": vol.kv_allgather,
-                         "bias_allgather": vol.bias_allgather,
+            rows.append({"order": name, "P": ranks, "S": size, "max_abs_error": float((t.out - ref).abs().max()),
+                         "ulysses_elements": t.sent_elements, "ulysses_bytes": t.ulysses_bytes,
+                         "ulysses_formula_bytes": 4 * vol.ulysses, "kv_allgather_bytes": t.kv_allgather_bytes,
+                         "kv_formula_bytes": 4 * vol.kv_allgather, "bias_formula_bytes": 4 * vol.bias_allgather,
+                         "ulysses_overhead_bytes": 4 * t.a2a_overhead if t.a2a_overhead is not None else None,
+                         "kv_overhead_bytes": 2 * t.gather_overhead if t.gather_overhead is not None else None,
                          "edge_cut": lay.shard_edge_cut(lay.relabel(g.edge_index, order) if name == "metis"
                                                         else g.edge_index, size, ranks)})
     return pd.DataFrame(rows)

@@ -10,6 +10,14 @@ P ranks each hold a contiguous shard of S/P rows of the (METIS-reordered) sequen
 That is 4 all-to-alls of S*d/P elements per rank and layer, whatever the graph: the volume does not depend on the
 edges or the order. The alternatives a rank would otherwise receive are K and V of the other shards (an all-gather
 of 2*S*d*(P-1)/P elements) or, for Graphormer's attention bias, the other shards' rows of the H x S x S bias.
+Ulysses sends 4*S*d*(P-1)/P^2 per rank, so the K/V all-gather moves P/2 times as much: the same at P = 2, less for
+Ulysses only from P = 4 on.
+
+The bytes that cross the collectives are **measured**, not counted from the tensors handed to them: gloo writes to
+TCP sockets, and the kernel's per-process I/O counter (``wchar`` in ``/proc/self/io``, which counts every byte a
+process writes, sockets included) is read around each collective. Gloo adds fixed headers to every collective; they
+are measured once per process group on a one-float all-to-all and all-gather, so that the payload can be checked to
+the byte.
 """
 from __future__ import annotations
 
@@ -22,6 +30,23 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from repro.torchgt.model import Attend, MultiHeadAttention
+
+
+def written_bytes() -> int | None:
+    """Bytes this process (all its threads) has written so far, sockets included: ``wchar`` of ``/proc/self/io``;
+    None where the kernel does not provide it."""
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                if line.startswith("wchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _delta(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
 
 
 @dataclass
@@ -70,23 +95,65 @@ def _worker(rank: int, ranks: int, port: int, cases, state, result_queue):
     try:
         layer = MultiHeadAttention(state["dim"], state["heads"])
         layer.load_state_dict(state["weights"])
+        tiny = torch.zeros(ranks, 1)
+        dist.barrier()
+        before = written_bytes()
+        dist.all_to_all_single(torch.empty_like(tiny), tiny)
+        wrote = _delta(before, written_bytes())
+        a2a_overhead = None if wrote is None else wrote - 4 * (ranks - 1)  # beyond the payload, per collective
+        dist.barrier()
+        before = written_bytes()
+        dist.all_gather([torch.empty(1) for _ in range(ranks)], torch.zeros(1))
+        wrote = _delta(before, written_bytes())
+        gather_overhead = None if wrote is None else wrote - 4 * (ranks - 1)
         results = []
         for x, attend in cases:
             sent: list[int] = []
-            out = ulysses_attention(x.chunk(ranks)[rank], layer, attend, sent)
+            x_local = x.chunk(ranks)[rank]
+            dist.barrier()
+            before = written_bytes()
+            out = ulysses_attention(x_local, layer, attend, sent)
+            ulysses_wire = _delta(before, written_bytes())
+            # the alternative: every rank all-gathers the other shards' K and V and attends for its own rows
+            with torch.no_grad():
+                _, k, v = layer.project(x_local)
+            k, v = k.contiguous(), v.contiguous()
+            dist.barrier()
+            before = written_bytes()
+            for t in (k, v):
+                dist.all_gather([torch.empty_like(t) for _ in range(ranks)], t)
+            kv_wire = _delta(before, written_bytes())
             gathered = [torch.empty_like(out) for _ in range(ranks)]
             dist.all_gather(gathered, out)
-            results.append((torch.cat(gathered).numpy(), sum(sent)))  # numpy: the process exits before it is read
+            # numpy: the process exits before it is read
+            results.append(Transfer(torch.cat(gathered).numpy(), sum(sent), ulysses_wire, kv_wire, a2a_overhead,
+                                    gather_overhead))
         if rank == 0:
             result_queue.put(results)
     finally:
         dist.destroy_process_group()
 
 
-def run_ulysses(cases: list[tuple[torch.Tensor, Attend]], layer: MultiHeadAttention, ranks: int):
+@dataclass
+class Transfer:
+    """One Ulysses layer on rank 0: the gathered output, the elements handed to the four all-to-alls that leave the
+    rank (a count), and the bytes rank 0 wrote during them and during the K/V all-gather (measured; None without
+    ``/proc/self/io``), and gloo's bytes beyond the payload per all-to-all and per all-gather (measured on
+    one-float collectives). Ulysses runs 4 all-to-alls, the K/V exchange 2 all-gathers."""
+
+    out: object
+    sent_elements: int
+    ulysses_bytes: int | None
+    kv_allgather_bytes: int | None
+    a2a_overhead: int | None = None
+    gather_overhead: int | None = None
+
+
+def run_ulysses(cases: list[tuple[torch.Tensor, Attend]], layer: MultiHeadAttention, ranks: int) -> list[Transfer]:
     """Run one attention layer on each (x (S, d), attend) case with ``ranks`` gloo processes (one process group for
-    all cases). Returns, per case, the gathered output (S, d) and the elements rank 0 sent in the layer's four
-    all-to-alls. S must divide by ``ranks`` (pad the sequence otherwise)."""
+    all cases), then, on the same shards, an all-gather of K and V (the alternative to Ulysses). Returns one
+    :class:`Transfer` per case (``out`` as an (S, d) tensor). S must divide by ``ranks`` (pad the sequence
+    otherwise)."""
     from repro.utils import free_port
 
     for x, _ in cases:
@@ -107,4 +174,6 @@ def run_ulysses(cases: list[tuple[torch.Tensor, Attend]], layer: MultiHeadAttent
             procs.join(timeout=0)  # raises, with the rank's traceback, when a worker failed
     while not procs.join():
         pass
-    return [(torch.from_numpy(out), sent) for out, sent in results]
+    for r in results:
+        r.out = torch.from_numpy(r.out)
+    return results

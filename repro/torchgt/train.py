@@ -4,6 +4,12 @@ An epoch walks over the graph cut into sequences of about ``seq_nodes`` nodes (M
 that a sequence keeps most of its edges; TorchGT samples S random nodes of a much larger graph instead, which on
 Cora-sized graphs would drop most edges); each sequence is the induced subgraph, relabelled so that its own METIS
 clusters are contiguous (or in random order), preceded by the global token. Each sequence is one optimiser step.
+
+Variants: ``full`` is the paper's full-attention baseline (GP-RAW / GP-Flash, Graphormer's non-reorder path): SDPA
+over every pair, with Graphormer's spatial encoding (a learned per-head bias for each shortest-path distance), so it
+sees the graph; ``full-nograph`` is the same full attention without that bias, which sees no graph at all (a
+reference, not the paper's baseline); ``sparse`` attends along the edges; ``dual`` interleaves ``switch_freq``
+plain full-attention steps (no bias, as TorchGT's reorder mode) per epoch; ``ecr`` attends over the ECR tiles.
 """
 from __future__ import annotations
 
@@ -16,9 +22,9 @@ import torch.nn.functional as F
 
 from repro.sylvie.graphs import Graph
 from repro.torchgt import layout as lay
-from repro.torchgt.model import Attend, GraphTransformer
+from repro.torchgt.model import MAX_DISTANCE, Attend, GraphTransformer
 
-VARIANTS = ("full", "sparse", "dual", "ecr")
+VARIANTS = ("full", "full-nograph", "sparse", "dual", "ecr")
 
 
 @dataclass
@@ -33,12 +39,13 @@ class Sequence:
     ecr: lay.Reformation
     ecr_layout: lay.BlockLayout
     conditions: dict
+    spd: torch.Tensor | None = None  # (S, S) distance buckets for the spatial encoding (full attention only)
 
     def to(self, device) -> "Sequence":
         ecr = replace(self.ecr, pattern=self.ecr.pattern.to(device))
         return replace(self, x=self.x.to(device), y=self.y.to(device), train=self.train.to(device),
                        val=self.val.to(device), test=self.test.to(device), exact=self.exact.to(device), ecr=ecr,
-                       ecr_layout=self.ecr_layout.to(device))
+                       ecr_layout=self.ecr_layout.to(device), spd=None if self.spd is None else self.spd.to(device))
 
 
 def induced(graph: Graph, nodes: torch.Tensor) -> torch.Tensor:
@@ -49,8 +56,27 @@ def induced(graph: Graph, nodes: torch.Tensor) -> torch.Tensor:
     return e[:, (e >= 0).all(0)]
 
 
+def spd_buckets(edges: torch.Tensor, n: int, global_token: bool, max_distance: int = MAX_DISTANCE) -> torch.Tensor:
+    """(S, S) long: the shortest-path distance i -> j in the sequence's graph (``edges`` (2, E) among n nodes,
+    unweighted, undirected as TorchGT's graphs are), clipped to ``max_distance + 1`` for farther or unreachable
+    pairs; with the global token (index 0), its row and column get ``max_distance + 2`` (Graphormer's virtual
+    distance). S = n (+ 1)."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import shortest_path
+
+    adj = sp.coo_matrix((np.ones(edges.shape[1]), (edges[0].numpy(), edges[1].numpy())), shape=(n, n)).tocsr()
+    dist = shortest_path(adj, method="D", directed=False, unweighted=True)
+    buckets = np.where(np.isfinite(dist), np.minimum(dist, max_distance + 1), max_distance + 1).astype(np.int64)
+    out = torch.from_numpy(buckets)
+    if global_token:
+        out = torch.nn.functional.pad(out, (1, 0, 1, 0), value=max_distance + 2)
+    return out
+
+
 def make_sequences(graph: Graph, seq_nodes: int, seed: int, order: str = "metis", clusters: int = 8,
-                   beta=1.0, block: int = 16, global_token: bool = True) -> list[Sequence]:
+                   beta=1.0, block: int = 16, global_token: bool = True, with_spd: bool = False) -> list[Sequence]:
+    """The graph cut into sequences (see the module docstring). ``with_spd``: also the distance buckets of every
+    pair, for full attention's spatial encoding (S^2 memory per sequence)."""
     count = max(1, round(graph.num_nodes / seq_nodes))
     if count > 1:  # cluster-aware sequences: METIS parts of the graph, so that a sequence keeps most of its edges
         whole, sizes = lay.metis_order(graph.edge_index, graph.num_nodes, count, seed=seed)
@@ -72,7 +98,7 @@ def make_sequences(graph: Graph, seq_nodes: int, seed: int, order: str = "metis"
         ecr = lay.reform(exact, sizes, beta, block, seed=seed + i, offset=int(global_token))
         out.append(Sequence(nodes, graph.x[nodes], graph.y[nodes], graph.train_mask[nodes], graph.val_mask[nodes],
                             graph.test_mask[nodes], exact, ecr, lay.BlockLayout.from_pattern(ecr.pattern, block),
-                            lay.check_conditions(exact)))
+                            lay.check_conditions(exact), spd_buckets(edges, n, global_token) if with_spd else None))
     return out
 
 
@@ -84,7 +110,11 @@ def dense_steps(iterations: int, switch_freq: int) -> set[int]:
 
 
 def train_attend(seq: Sequence, variant: str, dense: bool, block_backend: str = "block") -> Attend:
-    if variant == "full" or (variant == "dual" and dense):
+    if variant == "full":
+        if seq.spd is None:
+            raise ValueError("the full-attention baseline needs the distance buckets: make_sequences(with_spd=True)")
+        return Attend("sdpa", spd=seq.spd)
+    if variant == "full-nograph" or (variant == "dual" and dense):
         return Attend("sdpa")
     if variant == "ecr":
         return Attend(block_backend, layout=seq.ecr_layout)
@@ -133,7 +163,8 @@ def train(sequences: list[Sequence], variant: str, classes: int, seed: int, epoc
     gen = torch.Generator().manual_seed(seed)
     dense_at = dense_steps(len(sequences), switch_freq) if variant == "dual" else set()
     hist = History(variant)
-    eval_attend = {"full": lambda s: Attend("sdpa"), "ecr": lambda s: Attend("block", layout=s.ecr_layout)}.get(
+    eval_attend = {"full": lambda s: train_attend(s, "full", True), "full-nograph": lambda s: Attend("sdpa"),
+                   "ecr": lambda s: Attend("block", layout=s.ecr_layout)}.get(
         variant, lambda s: Attend("sparse", pattern=s.exact))
     for epoch in range(1, epochs + 1):
         model.train()
