@@ -174,6 +174,7 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a status file is as readable as any other output
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
