@@ -34,9 +34,9 @@ def test_items_groups_and_disjoint_digit_pools(tiny):
 
 @pytest.mark.parametrize("method", ["adem", "memvp"])
 def test_the_llm_gets_no_new_parameters(tiny, method):
-    _, _, llm, vit = tiny
+    _, items, llm, vit = tiny
     model = VisionLanguageModel(llm, vit, preset(method))
-    assert model.llm_new_parameters() == 0
+    assert model.llm_new_parameters(items.subset(slice(0, 2))) == 0
     assert not any(p.requires_grad for p in model.llm.parameters())
     assert {n for n, _ in model.llm.named_parameters()} == {n for n, _ in llm.named_parameters()}
     trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
@@ -45,11 +45,31 @@ def test_the_llm_gets_no_new_parameters(tiny, method):
 
 
 def test_flamingo_adds_four_d_squared_per_layer_and_lora_only_low_rank(tiny):
-    _, _, llm, vit = tiny
+    _, items, llm, vit = tiny
+    batch = items.subset(slice(0, 2))
     d, layers = llm.cfg.dim, llm.cfg.layers
-    assert VisionLanguageModel(llm, vit, preset("flamingo")).llm_new_parameters() == 4 * d * d * layers + layers
+    flamingo = VisionLanguageModel(llm, vit, preset("flamingo"))
+    assert flamingo.llm_new_parameters(batch) == 4 * d * d * layers + layers
     lora = VisionLanguageModel(llm, vit, preset("prefix_lora", lora_rank=2))
-    assert lora.llm_new_parameters() == layers * 2 * 2 * (d + d)
+    assert lora.llm_new_parameters(batch) == layers * 2 * 2 * (d + d)
+
+
+def test_new_llm_weights_are_found_by_introspection_not_by_name(tiny):
+    """A module called from inside the LLM's forward counts whatever its name; the visual projector, which runs
+    before the LLM, does not."""
+    _, items, llm, vit = tiny
+    batch = items.subset(slice(0, 2))
+    model = VisionLanguageModel(llm, vit, preset("adem"))
+    model.extra = torch.nn.Linear(llm.cfg.dim, llm.cfg.dim)  # an innocuous name, used inside every block
+    hook = model.fusion_hook
+
+    def fusion_hook(xv):
+        inner = hook(xv)
+        return lambda i, h, u, mlp: inner(i, h, u, mlp) + model.extra(u)
+
+    model.fusion_hook = fusion_hook
+    assert model.llm_new_parameters(batch) == llm.cfg.dim * llm.cfg.dim + llm.cfg.dim
+    assert not model.training or model.train()  # the mode is restored
 
 
 def test_trainable_count_matches_the_formula(tiny):
@@ -112,11 +132,21 @@ def test_a_tuning_step_reduces_the_loss_and_only_touches_trainable_weights(tiny)
 def test_decode_uses_the_kv_cache_and_prefix_caches_visual_tokens(tiny):
     _, items, llm, vit = tiny
     batch = items.subset(slice(0, 4))
-    adem = train.decode_latency(VisionLanguageModel(llm, vit, preset("adem")), batch, new_tokens=2)
+    adem = train.decode_latency(VisionLanguageModel(llm, vit, preset("adem")), batch, new_tokens=3, repeats=2)
     prefix_model = VisionLanguageModel(llm, vit, preset("prefix_lora"))
-    prefix = train.decode_latency(prefix_model, batch, new_tokens=2)
-    assert adem["visual_in_cache"] == 0 and prefix["visual_in_cache"] == prefix_model.visual_tokens
+    prefix = train.decode_latency(prefix_model, batch, new_tokens=3, repeats=2)
+    assert adem["visual_in_cache"] == 0 and prefix["visual_in_cache"] == prefix_model.visual_tokens > 0
+    assert adem["kv_positions"] == batch.tokens.shape[1] + 3
     assert prefix["kv_positions"] == adem["kv_positions"] + prefix_model.visual_tokens
+    assert prefix["kv_bytes"] > adem["kv_bytes"] and adem["s_per_token"] > 0
+
+
+def test_kv_visual_tokens_are_read_from_the_cache_tensors():
+    caches = [{"k": torch.zeros(2, 4, 30, 8), "v": torch.zeros(2, 4, 30, 8)} for _ in range(3)]
+    assert train.kv_visual_tokens(caches, 20) == 10
+    caches[1]["v"] = torch.zeros(2, 4, 29, 8)
+    with pytest.raises(ValueError):
+        train.kv_visual_tokens(caches, 20)
 
 
 def test_cached_decoding_matches_a_full_forward(tiny):
@@ -149,3 +179,48 @@ def test_full_scale_composites_and_their_vocabulary():
     assert vit.cfg.grid == 16  # a 16 x 16 patch grid, pooled to 8 x 8
     cls_logits, tile_logits = vit(items.image[:2])
     assert cls_logits.shape == (2, 64, 10) and tile_logits.shape == (2, 64, 10)
+
+
+def _fake_runs(gain: float, seeds: int = 3):
+    import pandas as pd
+
+    from repro.ademvl.experiment import VARIANTS
+
+    rows = []
+    for seed in range(seeds):
+        for j, name in enumerate(VARIANTS):
+            acc = 60.0 - j + 0.1 * seed
+            rows.append({"variant": name, "seed": seed, "average": acc, "IMG": acc + gain, "TXT": acc, "NO": acc,
+                         "untuned average": 30.0, "untuned IMG": acc, "untuned TXT": 30.0, "untuned NO": acc})
+    return pd.DataFrame(rows)
+
+
+def _fake_eff(adem_visual=0, prefix_visual=64):
+    import pandas as pd
+
+    return pd.DataFrame({"forward GFLOPs": [1.0, 1.0, 2.0, 1.5], "train s/step": [1.0, 1.0, 2.0, 1.5],
+                         "decode ms/token": [1.0, 1.0, 1.1, 1.5],
+                         "visual tokens in the cache": [adem_visual, 0, prefix_visual, 0],
+                         "visual tokens": [80, 64, 64, 64], "new LLM weights": [0, 0, 100, 44]},
+                        index=["ADEM-VL", "MemVP", "prefix + LoRA", "Flamingo x-attn"])
+
+
+def test_claims_follow_the_policy_and_gate_accuracy_on_image_use():
+    from repro.ademvl import report
+    from repro.claims import CHECK, NOT_TESTED, REPRODUCED, record_claims
+
+    table = record_claims("ademvl", report.claims(_fake_runs(gain=5.0), _fake_eff(), 10, 10, 44), "test", glue=False)
+    verdicts = dict(zip(table.id, table.verdict))
+    kinds = dict(zip(table.id, table.kind))
+    assert verdicts["a0_image_use"] == "check passed" and verdicts["a1_adem_vs_memvp"] == REPRODUCED
+    assert verdicts["a3_flops"] == REPRODUCED and verdicts["a3_decode"] == "direction holds"  # 1.1x: not the 1.84x
+    assert verdicts["a3_kv_visual"] == verdicts["a3_kv_visual_prefix"] == "check passed"
+    assert all(kinds[c] == CHECK for c in ("a1_text_only", "a2_trainable_formula", "a2_llm_new_adem",
+                                           "a2_llm_new_flamingo", "a3_kv_visual"))
+    gated = record_claims("ademvl", report.claims(_fake_runs(gain=0.0), _fake_eff(), 10, 10, 44), "test", glue=False)
+    verdicts = dict(zip(gated.id, gated.verdict))
+    assert verdicts["a1_adem_vs_memvp"] == verdicts["a4_softmax"] == NOT_TESTED
+    assert "premise failed" in dict(zip(gated.id, gated.reason))["a4_softmax"]
+    two_seeds = record_claims("ademvl", report.claims(_fake_runs(5.0, seeds=2), _fake_eff(), 10, 10, 44), "t",
+                              glue=False)
+    assert (two_seeds.set_index("id").verdict[["a0_image_use", "a1_adem_vs_memvp"]] == NOT_TESTED).all()

@@ -32,7 +32,8 @@ PLANS = {
                   llm=dict(dim=64, layers=2, heads=4, hidden=172), vit=dict(layers=2), grid=2, ablations=False),
     "default": Plan(seeds=3, pretrain_items=3000, tune_items=2000, test_items=400,
                     budget=train.Budget(llm_steps=350, vit_steps=200, tune_steps=50, lr=1e-2),
-                    llm=dict(dim=64, layers=4, heads=4, hidden=172), vit=dict(layers=3), grid=2, ablations=True),
+                    llm=dict(dim=64, layers=4, heads=4, hidden=172), vit=dict(layers=3), grid=2, ablations=True,
+                    ablation_seeds=3),
     # one GPU: d=512, L=8, 64x64 composites (8x8 tiles of digits) on a 16x16 patch grid (+ the 8x8 pooled grid)
     "full": Plan(seeds=3, pretrain_items=20000, tune_items=10000, test_items=2000,
                  budget=train.Budget(llm_steps=6000, vit_steps=3000, tune_steps=2000, lr=1e-2),
@@ -112,11 +113,13 @@ class Job:
 def run_job(job: Job) -> dict:
     s = setup(job.plan, job.data_seed, progress=False, device=job.device)
     model = build(s, job.name, job.seed)
+    untuned = train.evaluate(model, s.test, s.vocab)  # this seed's model before tuning: the paired baseline
     losses = train.tune(model, s.tune, s.vocab, job.plan.budget.tune_steps, job.seed, job.plan.budget.batch,
                         job.plan.budget.lr)
     acc = train.evaluate(model, s.test, s.vocab)
     record = {"variant": job.name, "seed": job.seed, **acc, "final_loss": sum(losses[-10:]) / 10,
-              "trainable": param_count(model), "llm_new": model.llm_new_parameters()}
+              "trainable": param_count(model), "llm_new": model.llm_new_parameters(s.test.subset(slice(0, 4))),
+              **{f"untuned {k}": v for k, v in untuned.items()}}
     if job.name == "ADEM-VL" and job.seed == job.data_seed:  # kept for the drop figure, so it is not retrained
         record["trained"] = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
     return record
@@ -131,19 +134,20 @@ def run_all(plan: Plan, seed: int, workers=None, progress=True, device: str = "c
     return pd.DataFrame(pool_map(run_job, jobs, 1 if device != "cpu" else workers, progress, desc="tuning runs"))
 
 
-def efficiency(s: Setup, batch_size: int = 8, new_tokens: int = 8) -> pd.DataFrame:
-    """FLOPs of one forward pass, seconds per training step and per generated token, and the KV cache, per method."""
+def efficiency(s: Setup, batch_size: int = 8, new_tokens: int = 64, repeats: int = 5) -> pd.DataFrame:
+    """FLOPs of one forward pass, seconds per training step and per generated token (median of ``repeats`` runs of
+    ``new_tokens`` greedy tokens after a warm-up), and the KV cache after decoding, read from its tensors."""
     batch = s.test.subset(s.test.has_image.nonzero().flatten()[:batch_size])
     rows = []
     for name in MAIN:
         model = build(s, name)
-        dec = train.decode_latency(model, batch, new_tokens)
+        dec = train.decode_latency(model, batch, new_tokens, repeats)
         rows.append({"method": name, "forward GFLOPs": train.step_flops(model, batch) / 1e9,
                      "train s/step": train.step_seconds(model, batch, s.vocab),
                      "decode ms/token": dec["s_per_token"] * 1e3, "KV cache positions": dec["kv_positions"],
                      "KV cache KB": dec["kv_bytes"] / 1024, "visual tokens in the cache": dec["visual_in_cache"],
                      "text tokens": int(batch.lengths.max()), "visual tokens": model.visual_tokens,
-                     "trainable": param_count(model), "new LLM weights": model.llm_new_parameters()})
+                     "trainable": param_count(model), "new LLM weights": model.llm_new_parameters(batch)})
     return pd.DataFrame(rows).set_index("method")
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.ademvl.backbones import TinyLlama, TinyViT, param_count
+from repro.ademvl.backbones import TinyLlama, TinyViT
 from repro.ademvl.fusion import PLACEMENTS, FlamingoCrossAttention, LoRALinear, adem_attention, memvp_attention
 
 METHODS = ("adem", "memvp", "prefix_lora", "flamingo")
@@ -64,6 +64,8 @@ class VisionLanguageModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.llm, self.vit = copy.deepcopy(llm), copy.deepcopy(vit)
+        # the pretrained LLM's own weights, by identity, before any method adds to it (see llm_new_parameters)
+        self._pretrained_llm_ids = frozenset(id(p) for p in self.llm.parameters())
         self.llm.requires_grad_(False)
         self.vit.requires_grad_(False)
         self.vit.add_adapters()  # new modules: trainable
@@ -81,11 +83,40 @@ class VisionLanguageModel(nn.Module):
                 layer.self_attn.q_proj = LoRALinear(layer.self_attn.q_proj, cfg.lora_rank)
                 layer.self_attn.v_proj = LoRALinear(layer.self_attn.v_proj, cfg.lora_rank)
 
-    def llm_new_parameters(self) -> int:
-        """Weights added inside the LLM's blocks (LoRA, Flamingo's cross-attention); 0 for ADEM-VL and MemVP."""
-        lora = sum(p.numel() for n, p in self.llm.named_parameters() if "lora_" in n)
-        xattn = param_count(self.adapter_xattn) if self.cfg.method == "flamingo" else 0
-        return lora + xattn
+    def llm_new_parameters(self, batch) -> int:
+        """Weights that the LLM's forward pass runs through and the pretrained LLM did not have, by introspection.
+
+        Runs ``forward(batch)`` with a forward hook on every module of this model, keeps the modules that execute
+        while the LLM's forward is active (its own blocks, and whatever the fusion hook calls from inside them, e.g.
+        Flamingo's cross-attention or LoRA wrappers), and counts their parameters that are not the pretrained LLM's
+        (identified at construction). Bare tensors used as keys and values (ADEM-VL's and MemVP's offsets E1, E2,
+        which the paper counts with the visual prompt) are not modules' weights and are not counted."""
+        active, ran = [False], {}
+
+        def enter(module, args, kwargs=None):
+            active[0] = True
+
+        def leave(module, args, output):
+            active[0] = False
+
+        def seen(module, args, output):
+            if active[0]:
+                ran[id(module)] = module
+
+        handles = [self.llm.register_forward_pre_hook(enter), self.llm.register_forward_hook(leave)]
+        handles += [m.register_forward_hook(seen) for m in self.modules() if m is not self.llm]
+        was_training = self.training
+        try:
+            self.eval()
+            with torch.no_grad():
+                self(batch)
+        finally:
+            for h in handles:
+                h.remove()
+            self.train(was_training)
+        new = {id(p): p for m in ran.values() for p in m.parameters(recurse=False)}
+        new |= {id(p): p for p in self.llm.parameters()}  # modules added inside the LLM that did not run
+        return sum(p.numel() for i, p in new.items() if i not in self._pretrained_llm_ids)
 
     def visual(self, images, has_image):
         """images (B, 1, H, W) -> Xv (B, Nv, d) (zero for text-only items) and the CLS feature (B, dv)."""

@@ -1,6 +1,7 @@
 """Pretraining the backbones (cached), tuning one method, evaluation per group, and the efficiency measurements."""
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -171,25 +172,51 @@ def step_seconds(model: VisionLanguageModel, batch: data.Items, vocab, repeats: 
     return time_it(step, repeats=repeats, warmup=1).median
 
 
+def kv_visual_tokens(caches: list[dict], text_tokens: int) -> int:
+    """Visual tokens held in a KV cache, read from its tensors: the cached positions (the key tensors' sequence
+    length, the same in every layer and equal to the values') minus the text tokens that went through the LLM
+    (the prompt's and the generated ones)."""
+    lengths = {c[name].shape[2] for c in caches for name in ("k", "v")}
+    if len(lengths) != 1:
+        raise ValueError(f"the layers' caches disagree on their length: {sorted(lengths)}")
+    return lengths.pop() - text_tokens
+
+
 @torch.no_grad()
-def decode_latency(model: VisionLanguageModel, batch: data.Items, new_tokens: int = 8) -> dict[str, float]:
-    """Greedy decoding with a KV cache: seconds per generated token, and the cache's size after the prompt
-    (entries per layer: every cached position holds a key and a value of d numbers)."""
+def decode_latency(model: VisionLanguageModel, batch: data.Items, new_tokens: int = 64, repeats: int = 5,
+                   warmup: int = 1) -> dict[str, float]:
+    """Greedy decoding with a KV cache: the median over ``repeats`` (after ``warmup`` untimed runs) of the seconds
+    per generated token over ``new_tokens`` tokens, and the cache after the last run, read from its tensors: its
+    positions, its bytes and the visual tokens in it (positions minus the text tokens)."""
     model.eval()
-    emb, pad_mask, hook, offset = model.inputs(batch)
-    b, t, d = emb.shape
-    caches = [{} for _ in model.llm.layers]
-    logits = model.llm(embeds=emb, pad_mask=pad_mask, fusion=hook, caches=caches)
-    cached_positions = caches[0]["k"].shape[2]
-    token = logits[:, -1].argmax(-1)
-    mask = pad_mask
-    start = time.perf_counter()
-    for step in range(new_tokens):
-        mask = torch.cat([mask, mask.new_ones(b, 1)], 1)
-        logits = model.llm(tokens=token[:, None], pad_mask=mask, fusion=hook, caches=caches, start=t + step)
-        token = logits[:, -1].argmax(-1)
-    if token.device.type == "cuda":
-        torch.cuda.synchronize()
-    per_token = (time.perf_counter() - start) / new_tokens
-    return {"s_per_token": per_token, "kv_positions": cached_positions,
-            "kv_bytes": 2 * cached_positions * d * 4 * len(caches) * b, "visual_in_cache": offset}
+    emb, pad_mask, hook, _ = model.inputs(batch)
+    b, t, _ = emb.shape
+    text = batch.tokens.shape[1]
+    if t + new_tokens > model.llm.cfg.max_len:
+        raise ValueError(f"{t} prompt + {new_tokens} new positions exceed the LLM's {model.llm.cfg.max_len}")
+    sync = torch.cuda.synchronize if emb.device.type == "cuda" else (lambda: None)
+
+    def run():
+        caches = [{} for _ in model.llm.layers]
+        logits = model.llm(embeds=emb, pad_mask=pad_mask, fusion=hook, caches=caches)
+        token, mask = logits[:, -1].argmax(-1), pad_mask
+        sync()
+        start = time.perf_counter()
+        for step in range(new_tokens):
+            mask = torch.cat([mask, mask.new_ones(b, 1)], 1)
+            logits = model.llm(tokens=token[:, None], pad_mask=mask, fusion=hook, caches=caches, start=t + step)
+            token = logits[:, -1].argmax(-1)
+        sync()
+        return (time.perf_counter() - start) / new_tokens, caches
+
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(repeats):
+        per_token, caches = run()
+        samples.append(per_token)
+    positions = caches[0]["k"].shape[2]
+    kv_bytes = sum(c[name].numel() * c[name].element_size() for c in caches for name in ("k", "v"))
+    return {"s_per_token": statistics.median(samples), "kv_positions": positions, "kv_bytes": kv_bytes,
+            "visual_in_cache": kv_visual_tokens(caches, text + new_tokens), "new_tokens": new_tokens,
+            "repeats": repeats}
