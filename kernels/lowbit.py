@@ -13,8 +13,14 @@ without NaN.
 
 ``quantize_pack_reference`` / ``dequantize_scatter_add_reference`` are the plain-torch references;
 ``quantize_pack_triton`` / ``dequantize_scatter_add_triton`` are the fused Triton kernels with the same contract.
-Given the same uniform noise they agree bit for bit (under ``TRITON_INTERPRET=1``; on a GPU the dequantise
-multiply-add may be fused into one FMA, a difference of at most one ulp).
+Given the same uniform noise they agree bit for bit, under ``TRITON_INTERPRET=1`` and natively on a GPU: both
+divisions are ``tl.div_rn`` (IEEE round-to-nearest; a plain fp32 ``/`` compiles to an approximate divide on NVIDIA),
+and the dequantise product ``q * step`` (an integer below 2^8 times an fp16 step: at most 19 significant bits) is
+exact in fp32, so a fused multiply-add rounds the same as the reference's multiply-then-add.
+
+Offsets are computed in int64 (``_row_offsets``), so a message may hold ``n * H >= 2^31`` values. Rows whose range
+exceeds the fp16 range (about 65504) get an infinite step and decode to inf/NaN, in the reference and the kernels
+alike: the exchange carries activations far inside that range.
 """
 from __future__ import annotations
 
@@ -85,33 +91,59 @@ def dequantize_scatter_add_reference(packed, mn16, step16, bits: int, index: tor
 
 # ------------------------------------------------------------------------------------------------- kernels
 @triton.jit
+def _row_offsets(group, width, ROWS: tl.constexpr, BLOCK_H: tl.constexpr):
+    """The rows of packed byte-row ``group`` and the int64 offsets of their (row, column) values and of the packed
+    bytes: int32 would wrap once ``n * width >= 2^31``."""
+    rows = group.to(tl.int64) * ROWS + tl.arange(0, ROWS)
+    cols = tl.arange(0, BLOCK_H)
+    offs = rows[:, None] * width + cols[None, :]
+    packed = group.to(tl.int64) * width + cols
+    return rows, cols, offs, packed
+
+
+@triton.jit
+def _offsets_probe(out_ptr, group, width, ROWS: tl.constexpr, BLOCK_H: tl.constexpr):
+    """Writes ``_row_offsets`` of a (possibly huge) ``group`` to ``out_ptr`` [ROWS + 1, BLOCK_H] (int64) without
+    touching the data it would address: the test of the int64 index arithmetic."""
+    rows, cols, offs, packed = _row_offsets(group, width, ROWS, BLOCK_H)
+    tl.store(out_ptr + tl.arange(0, ROWS)[:, None] * BLOCK_H + cols[None, :], offs)
+    tl.store(out_ptr + ROWS * BLOCK_H + cols, packed)
+
+
+def row_offsets(group: int, width: int, bits: int, device="cpu") -> torch.Tensor:
+    """The kernels' offsets for packed byte-row ``group`` (runs ``_offsets_probe``; [rows + 1, next_pow2(width)])."""
+    r, block_h = rows_per_byte(bits), triton.next_power_of_2(width)
+    out = torch.empty((r + 1, block_h), dtype=torch.int64, device=device)
+    _offsets_probe[(1,)](out, group, width, ROWS=r, BLOCK_H=block_h)
+    return out
+
+
+@triton.jit
 def _quantize_pack_kernel(x_ptr, noise_ptr, packed_ptr, mn_ptr, step_ptr, n, width, seed,
                           BITS: tl.constexpr, ROWS: tl.constexpr, BLOCK_H: tl.constexpr, USE_NOISE: tl.constexpr):
     # One program per packed byte-row: ROWS = 8 // BITS input rows share each output byte.
     group = tl.program_id(0)
-    rows = group * ROWS + tl.arange(0, ROWS)
-    cols = tl.arange(0, BLOCK_H)
+    rows, cols, offs, packed_offs = _row_offsets(group, width, ROWS, BLOCK_H)
     row_ok = rows < n
     mask = row_ok[:, None] & (cols[None, :] < width)
-    offs = rows[:, None] * width + cols[None, :]
     x = tl.load(x_ptr + offs, mask=mask, other=0.0)
     mn16 = tl.min(tl.where(mask, x, float("inf")), axis=1).to(tl.float16)
     mn = mn16.to(tl.float32)
     mx = tl.max(tl.where(mask, x, float("-inf")), axis=1)
     top = (1 << BITS) - 1
-    step16 = tl.maximum((mx - mn) / top, 0.0).to(tl.float16)
+    step16 = tl.maximum(tl.div_rn(mx - mn, top * 1.0), 0.0).to(tl.float16)
     step = step16.to(tl.float32)
     live = step > 0
     if USE_NOISE:
         u = tl.load(noise_ptr + offs, mask=mask, other=0.0)
     else:
-        u = tl.rand(seed, offs)
-    scaled = (x - mn[:, None]) / tl.where(live, step, 1.0)[:, None]
+        u = tl.rand(seed, offs.to(tl.int32))  # the 32-bit Philox stream (wraps only past 2^32 values)
+    scaled = tl.div_rn(x - mn[:, None], tl.where(live, step, 1.0)[:, None])
     q = tl.minimum(tl.maximum(tl.floor(scaled + u), 0.0), top * 1.0)
     q = tl.where(live[:, None] & mask, q, 0.0).to(tl.int32)
     shifts = (tl.arange(0, ROWS) * BITS)[:, None]
     packed = tl.sum(q << shifts, axis=0)
-    tl.store(packed_ptr + group * width + cols, packed.to(tl.uint8), mask=cols < width)
+    tl.store(packed_ptr + packed_offs, packed.to(tl.uint8), mask=cols < width)
     tl.store(mn_ptr + rows, mn16, mask=row_ok)
     tl.store(step_ptr + rows, step16, mask=row_ok)
 
@@ -120,18 +152,17 @@ def _quantize_pack_kernel(x_ptr, noise_ptr, packed_ptr, mn_ptr, step_ptr, n, wid
 def _dequantize_scatter_add_kernel(packed_ptr, mn_ptr, step_ptr, index_ptr, out_ptr, n, width,
                                    BITS: tl.constexpr, ROWS: tl.constexpr, BLOCK_H: tl.constexpr):
     group = tl.program_id(0)
-    rows = group * ROWS + tl.arange(0, ROWS)
-    cols = tl.arange(0, BLOCK_H)
+    rows, cols, offs, packed_offs = _row_offsets(group, width, ROWS, BLOCK_H)
     row_ok = rows < n
     mask = row_ok[:, None] & (cols[None, :] < width)
-    byte = tl.load(packed_ptr + group * width + cols, mask=cols < width, other=0).to(tl.int32)
+    byte = tl.load(packed_ptr + packed_offs, mask=cols < width, other=0).to(tl.int32)
     shifts = (tl.arange(0, ROWS) * BITS)[:, None]
     q = ((byte[None, :] >> shifts) & ((1 << BITS) - 1)).to(tl.float32)
     mn = tl.load(mn_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
     step = tl.load(step_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
     value = mn[:, None] + q * step[:, None]
-    dest = tl.load(index_ptr + rows, mask=row_ok, other=0)
-    tl.atomic_add(out_ptr + dest[:, None] * width + cols[None, :], value, mask=mask)
+    dest = tl.load(index_ptr + rows, mask=row_ok, other=0).to(tl.int64)
+    tl.atomic_add(out_ptr + dest[:, None] * width + cols[None, :], value, mask=mask, sem="relaxed")
 
 
 def quantize_pack_triton(x: torch.Tensor, bits: int, noise: torch.Tensor | None = None, seed: int = 0):
@@ -166,16 +197,27 @@ def dequantize_scatter_add_triton(packed, mn16, step16, bits: int, index: torch.
 
 
 # ------------------------------------------------------------------------------------------------ benchmark
-def benchmark(n: int = 1 << 16, width: int = 128, bits: int = 1, device: str = "cuda", repeats: int = 20) -> dict:
+def bench_ms(fn, device: str) -> float:
+    """Median milliseconds of one call: ``triton.testing.do_bench`` on CUDA (CUDA events, L2 flushed between
+    calls), ``repro.utils.time_it`` elsewhere."""
+    if str(device).startswith("cuda"):
+        import triton.testing
+
+        return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
+    from repro.utils import time_it
+
+    return time_it(fn, repeats=5, warmup=1).median * 1e3
+
+
+def benchmark(n: int = 1 << 20, width: int = 128, bits: int = 1, device: str = "cuda") -> dict:
     """Effective bandwidth (GB/s) of both kernels and their torch references on ``device``.
 
     Bytes moved per call: quantise reads the fp32 rows and writes the packed rows plus fp16 min and step (the
     in-kernel Philox stream reads no noise; the reference is handed pre-drawn noise, which it also reads);
-    dequantise-scatter reads the message and the destination rows and writes them back. On a CPU only the references
-    run: the Triton interpreter is for correctness, not speed.
+    dequantise-scatter reads the message and the destination rows and writes them back. The default 2^20 x 128 rows
+    (512 MiB) are far above any L2; a case that fits in L2 measures the cache and the launch overhead, not memory.
+    On a CPU only the references run: the Triton interpreter is for correctness, not speed.
     """
-    import time
-
     x = torch.randn(n, width, device=device)
     noise = torch.rand(n, width, device=device)
     index = torch.randperm(n, device=device)
@@ -183,23 +225,14 @@ def benchmark(n: int = 1 << 16, width: int = 128, bits: int = 1, device: str = "
     msg_bytes = message_bytes(n, width, bits)
     quant_bytes = 4 * n * width + msg_bytes
     dequant_bytes = msg_bytes + 2 * 4 * n * width
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-
-    def timed(fn) -> float:
-        fn()
-        sync()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        sync()
-        return (time.perf_counter() - start) / repeats
-
     message = quantize_pack_reference(x, bits, noise)
-    rows = {"torch quantise": (timed(lambda: quantize_pack_reference(x, bits, noise)), quant_bytes + 4 * n * width),
-            "torch dequantise+scatter": (timed(lambda: dequantize_scatter_add_reference(*message, bits, index, out)),
-                                         dequant_bytes)}
+    dev = x.device.type
+    rows = {"torch quantise": (bench_ms(lambda: quantize_pack_reference(x, bits, noise), dev),
+                               quant_bytes + 4 * n * width),
+            "torch dequantise+scatter": (bench_ms(lambda: dequantize_scatter_add_reference(*message, bits, index, out),
+                                                  dev), dequant_bytes)}
     if x.is_cuda:
-        rows["triton quantise"] = (timed(lambda: quantize_pack_triton(x, bits, None, seed=1)), quant_bytes)
-        rows["triton dequantise+scatter"] = (timed(lambda: dequantize_scatter_add_triton(*message, bits, index, out)),
-                                             dequant_bytes)
-    return {name: {"ms": 1e3 * t, "GB/s": moved / t / 1e9} for name, (t, moved) in rows.items()}
+        rows["triton quantise"] = (bench_ms(lambda: quantize_pack_triton(x, bits, None, seed=1), dev), quant_bytes)
+        rows["triton dequantise+scatter"] = (
+            bench_ms(lambda: dequantize_scatter_add_triton(*message, bits, index, out), dev), dequant_bytes)
+    return {name: {"ms": ms, "GB/s": moved / ms / 1e6} for name, (ms, moved) in rows.items()}
