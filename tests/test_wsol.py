@@ -163,7 +163,7 @@ def test_claims_follow_the_policy():
     stats = pd.DataFrame({"seed": [0, 1, 2], "pseudo_recall": [80.0, 82, 85], "random_recall": [3.0, 2, 4],
                           "noisy_share_du": [70.0, 72, 75], "noisy_share_dl": [10.0, 12, 9]})
     claims = {c.id: c for c in report.claims(pd.DataFrame(rows), stats, "balanced",
-                                             {"noise_rate": 0.41, "ap_gt": 100.0, "determinism": 0.0})}
+                                             {"noise_rate": (0.41, 1000), "ap_gt": 100.0, "determinism": 0.0})}
     assert all(policy_errors(c) == [] for c in claims.values())
     assert claims["w2_we_gain_grows"].samples == pytest.approx([12.0] * 3)
     assert claims["w3_we_vs_dl_only"].samples == pytest.approx([(5 + 9) / 2] * 3)

@@ -43,8 +43,8 @@ class Plan:
 
 
 PLANS = {
-    "smoke": Plan(seeds=1, n_train=160, n_held=80, n_test=120, classifier_epochs=10,
-                  recipe=Recipe(epochs=10, batch=16),
+    "smoke": Plan(seeds=1, n_train=128, n_held=64, n_test=96, classifier_epochs=8,
+                  recipe=Recipe(epochs=8, batch=16),
                   rhos=(0.0, 0.4), scr_rhos=(0.0,), variant_rhos=()),
     # about 75 CPU-seconds per seed: classifier 24 epochs, 13 localisers of 12 epochs on 320 images
     "default": Plan(seeds=3, n_train=320, n_held=160, n_test=240, classifier_epochs=24, recipe=Recipe(epochs=12),
@@ -210,8 +210,9 @@ def run(plan: Plan, seed: int, variant: str, variants: tuple[str, ...], workers:
 
 
 def rerun(job_row: dict, prep: Prepared, recipe: Recipe) -> dict:
-    """The same run again, for the determinism check."""
-    return run_job((Job(job_row["method"], job_row["rho"], job_row["variant"], job_row["seed"]), prep, recipe))
+    """The same run again, for the determinism check: single-threaded, as in the worker processes."""
+    job = Job(job_row["method"], job_row["rho"], job_row["variant"], job_row["seed"])
+    return pool_map(run_job, [(job, prep, recipe)], workers=1, progress=False)[0]
 
 
 def label(method: str, variant: str = "") -> str:
@@ -250,6 +251,7 @@ def seed_stats(preps: list[Prepared]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pooled_noise_rate(preps: list[Prepared], rho: float) -> float:
+def pooled_noise_rate(preps: list[Prepared], rho: float) -> tuple[float, int]:
+    """The realised share of corrupted pseudo boxes at ``rho`` over all seeds, and the number of boxes."""
     boxes = sum(p.logs[rho].boxes for p in preps)
-    return sum(sum(p.logs[rho].kinds.values()) for p in preps) / max(boxes, 1)
+    return sum(sum(p.logs[rho].kinds.values()) for p in preps) / max(boxes, 1), boxes

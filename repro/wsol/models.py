@@ -13,7 +13,7 @@ STRIDE = 8  # the detector's output stride: a 64x64 image gives an 8x8 heat map
 
 
 def _block(i: int, o: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
-    pad = (kernel - 1) // 2 if kernel == 3 else 0
+    pad = 1 if kernel == 3 else 0
     return nn.Sequential(nn.Conv2d(i, o, kernel, stride, pad, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
 
 
@@ -80,16 +80,18 @@ class BCD(nn.Module):
 
 
 class SCR(nn.Module):
-    """Single-class regression (PSOL): the same backbone, global pooling and one box (cx, cy, w, h) in [0, 1]."""
+    """Single-class regression (PSOL): the same backbone and one box (cx, cy, w, h) in [0, 1]. The head flattens the
+    8x8 map (through a 1x1 reduction) instead of pooling it: global pooling would discard where the object is."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, reduced: int = 8):
         super().__init__()
         self.backbone = Backbone(width)
         self.neck = _block(width, width)
-        self.head = nn.Linear(width, 4)
+        self.reduce = _block(width, reduced, kernel=1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(reduced * 64, 64), nn.ReLU(inplace=True), nn.Linear(64, 4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(self.neck(self.backbone(x)).mean((2, 3))))
+        return torch.sigmoid(self.head(self.reduce(self.neck(self.backbone(x)))))
 
 
 def decode(out: dict[str, torch.Tensor], top_k: int = 10, nms_iou: float = 0.5, size: int = 64):

@@ -134,7 +134,7 @@ def train_scr(images: torch.Tensor, boxes: list[np.ndarray], seed: int, recipe: 
         flags = torch.rand(len(idx), generator=gen) < 0.5
         x = _flip(images[idx], flags).to(device)
         y = torch.where(flags[:, None], target_flip[idx], target[idx]).to(device)
-        loss = F.mse_loss(model(x), y)
+        loss = F.smooth_l1_loss(model(x), y, beta=0.02)
         opt.zero_grad()
         loss.backward()
         opt.step()
