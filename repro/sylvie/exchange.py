@@ -28,6 +28,12 @@ from repro.sylvie.partition import RankGraph
 FEATURE_TAG, GRADIENT_TAG, EVAL_TAG = 0, 1000, 2000
 
 
+def _sync(device) -> None:
+    """Wait for the device's queued kernels (a no-op on CPU), so that wall-clock codec timings are real."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @dataclass(frozen=True)
 class Method:
     """One way of exchanging halos. ``staleness_bound`` k > 0 forces a synchronous epoch every k epochs."""
@@ -180,8 +186,10 @@ class HaloExchange:
                 requests.append(dist.irecv(buffers[s], src=s, tag=tag))
         for s, rows in outgoing.items():
             if rows.shape[0]:
+                _sync(rows.device)  # CUDA kernels run asynchronously: time them, not their launch
                 t0 = time.perf_counter()
                 message = codec.encode(rows).to(self.wire_device)
+                _sync(rows.device)
                 self.stats.codec_s += time.perf_counter() - t0 if codec is self.codec else 0.0
                 if count:
                     setattr(self.stats, count, getattr(self.stats, count) + message.numel() * message.element_size())
@@ -195,9 +203,11 @@ class HaloExchange:
             req.wait()
         if timed:
             self.stats.wait_s += time.perf_counter() - t0
+        _sync(self.device)
         t0 = time.perf_counter()
         for s, message in buffers.items():
             codec.decode_add(message.to(self.device), len(rows[s]), out, rows[s])
+        _sync(self.device)
         if codec is self.codec:
             self.stats.codec_s += time.perf_counter() - t0
         return out
