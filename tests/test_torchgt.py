@@ -115,24 +115,6 @@ def test_dual_interleaved_schedule():
     assert train.dense_steps(3, 5) == {0, 1, 2}
 
 
-@pytest.mark.parametrize("size,density,d", [(40, 0.1, 16), (64, 0.3, 8), (100, 0.05, 32)])
-def test_triton_block_kernel_matches_the_reference(size, density, d):
-    from repro.kernels.block_sparse_attention import block_sparse_attention_reference, block_sparse_attention_triton
-
-    gen = torch.Generator().manual_seed(size)
-    mask = torch.rand(size, size, generator=gen) < density
-    mask[torch.arange(size), torch.arange(size)] = True
-    mask[size // 2] = False  # a query with no key at all: output 0
-    dst, src = torch.nonzero(mask, as_tuple=True)
-    tiles = layout.BlockLayout.from_pattern(layout.Pattern.from_edges(size, dst, src), 16)
-    q, k, v = (torch.randn(2, size, d, generator=gen) for _ in range(3))
-    args = (tiles.row_ptr, tiles.col_idx, tiles.masks, 16)
-    ref = block_sparse_attention_reference(q, k, v, *args)
-    out = block_sparse_attention_triton(q, k, v, *args)
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-    assert out[:, size // 2].abs().max() == 0
-
-
 def test_model_shapes_and_a_training_step_reduces_the_loss():
     g, pat = _pattern(200)
     model = GraphTransformer(g.x.shape[1], g.num_classes)
