@@ -82,6 +82,14 @@ JIOC_PARAMS = COMMON + (
     Param("workers", int, 0, minimum=0, help="worker processes for the independent runs; 0 = one per CPU core (<= 8)"),
 )
 
+TDPOR_PARAMS = COMMON + (
+    Param("reset_period", int, 0, minimum=0,
+          help="TDPO-R: reset the critic every N epochs; 0 = the scale's plan (smoke 2, default 5, full 10)"),
+    Param("tau", float, 0.0, minimum=0.0, help="dormancy threshold tau on s_i (the paper's default is 0)"),
+    Param("kl_coef", float, 0.1, minimum=0.0, help="DPOK-style baseline: weight of the per-step KL to the base policy"),
+    Param("workers", int, 0, minimum=0, help="worker processes for the fine-tuning runs; 0 = one per CPU core (<= 8)"),
+)
+
 TORCHGT_PARAMS = COMMON + (
     Param("model", str, "graphormer_slim", ("graphormer_slim", "gt"),
           help="Graphormer-slim (pre-LN, global token) or GT (post-LN, no global token) for the accuracy runs"),
@@ -92,6 +100,16 @@ TORCHGT_PARAMS = COMMON + (
     Param("large_graph", str, "sbm", ("sbm", "ogbn-arxiv", "ogbn-products"),
           help="the graph beside Cora: the seeded SBM, or an OGB graph already in the data cache (full scale)"),
     Param("workers", int, 0, minimum=0, help="worker processes for the training runs; 0 = one per CPU core (<= 8)"),
+)
+
+FHA_PARAMS = COMMON + (
+    Param("workers", int, 0, minimum=0, help="worker processes for the benchmark runs; 0 = one per CPU core (<= 8)"),
+)
+
+WSOL_PARAMS = COMMON + (
+    Param("we_variant", str, "balanced", ("balanced", "fgprob", "uniform"),
+          help="weighted-entropy weighting claimed (all run): fg/bg cells count equally, w = p, or plain entropy"),
+    Param("workers", int, 0, minimum=0, help="worker processes for the independent runs; 0 = one per CPU core (<= 8)"),
 )
 
 CHAPTERS: tuple[Chapter, ...] = (
@@ -119,7 +137,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(5, "tdpor", "TDPO-R: diffusion alignment against reward overoptimization",
             Paper("Confronting Reward Overoptimization for Diffusion Models: A Perspective of Inductive and Primacy "
                   "Biases", "Ziyi Zhang, Sen Zhang, Yibing Zhan, Yong Luo, Yonggang Wen, Dacheng Tao", "ICML 2024",
-                  "2402.08552", "https://github.com/ZiyiZhang27/tdpo")),
+                  "2402.08552", "https://github.com/ZiyiZhang27/tdpo"),
+            params=TDPOR_PARAMS),
     Chapter(6, "partseg", "PartSeg: few-shot part segmentation via part-aware prompts",
             Paper("PartSeg: Few-shot Part Segmentation via Part-aware Prompt Learning",
                   "Mengya Han, Heliang Zheng, Chaoyue Wang, Yong Luo, Han Hu, Jing Zhang, Bo Du",
@@ -127,7 +146,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(7, "wsol", "WSOL with a binary-class detector and weighted-entropy loss",
             Paper("Rethinking the Localization in Weakly Supervised Object Localization",
                   "Rui Xu, Yong Luo, Han Hu, Bo Du, Jialie Shen, Yonggang Wen", "ACM MM 2023", "2308.06161",
-                  "(no official code)")),
+                  "(no official code)"),
+            params=WSOL_PARAMS),
     Chapter(8, "mas", "MAS: merge-and-split for simultaneous federated tasks",
             Paper("MAS: Towards Resource-Efficient Federated Multiple-Task Learning",
                   "Weiming Zhuang, Yonggang Wen, Lingjuan Lyu, Shuai Zhang", "ICCV 2023", "2307.11285",
@@ -135,7 +155,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(9, "fha_kitchens", "FHA-Kitchens: fine-grained hand actions in kitchens",
             Paper("FHA-Kitchens: A Novel Dataset for Fine-Grained Hand Action Recognition in Kitchen Scenes",
                   "Ting Zhe, Yongqian Li, Jing Zhang, Yong Luo, Han Hu, Bo Du, Yonggang Wen, Dacheng Tao",
-                  "arXiv preprint", "2306.10858", "https://github.com/superZ678/FHA-Kitchens")),
+                  "arXiv preprint", "2306.10858", "https://github.com/superZ678/FHA-Kitchens"),
+            params=FHA_PARAMS),
     Chapter(10, "sylvie", "Sylvie: one-bit communication for distributed GNN training",
             Paper("Boosting Distributed Full-graph GNN Training with Asynchronous One-bit Communication",
                   "Meng Zhang, Qinghao Hu, Peng Sun, Yonggang Wen, Tianwei Zhang", "arXiv preprint", "2303.01277",
