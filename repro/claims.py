@@ -404,7 +404,11 @@ def resolve_premises(claims: list[Claim]) -> None:
         premise = by_id[c.premise]
         if premise.premise is not None:
             raise ClaimPolicyError(f"claim {c.id!r}: premise {premise.id!r} has a premise of its own")
-        if not premise.holds:
+        if premise.verdict == NOT_TESTED:
+            c.verdict = NOT_TESTED
+            c.reason = (f"not tested: premise {premise.id} was not tested ({premise.reason}); "
+                        f"measured {c.measured_text()}")
+        elif not premise.holds:
             c.verdict = NOT_TESTED
             c.reason = f"not tested: premise failed ({premise.id}: {premise.verdict}); measured {c.measured_text()}"
 

@@ -51,6 +51,8 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": package_versions(),
         **cuda,
+        # timings from an oversubscribed host say little: the load at the start of the run is part of the record
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "threads": {"cpu_count": os.cpu_count(), "torch": torch.get_num_threads(),
                     **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
                        if k in os.environ}},

@@ -213,6 +213,12 @@ def test_a_failed_premise_leaves_its_dependants_not_tested():
                       premise="a0")
     record_claims("demo", [holding, dependant], "smoke", glue=False)
     assert dependant.verdict == REPRODUCED
+    untested = Claim("a0", "the image is used", "yes", "Table 1", None, "pt", Superior(), samples=[5, 6],
+                     confidence="paper")
+    dependant = Claim("a1", "beats", "+1", "Table 1", None, "pt", Superior(), samples=[5, 6, 7], confidence="paper",
+                      premise="a0")
+    record_claims("demo", [untested, dependant], "smoke", glue=False)
+    assert dependant.verdict == NOT_TESTED and "was not tested" in dependant.reason
     with pytest.raises(ClaimPolicyError, match="unknown premise"):
         record_claims("demo", [claim(AtLeast(1), 2.0, premise="nope")], "smoke", glue=False)
 
