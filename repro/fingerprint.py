@@ -107,10 +107,20 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def compute(notebook: Path, parameters: dict[str, Any], data_files: dict[str, str] | None = None) -> dict[str, Any]:
-    """The fingerprint's parts and their combined ``digest``."""
+REGISTRY = REPO_ROOT / "repro" / "chapters.py"
+
+
+def compute(notebook: Path, parameters: dict[str, Any], data_files: dict[str, str] | None = None,
+            registry_entry: str = "") -> dict[str, Any]:
+    """The fingerprint's parts and their combined ``digest``.
+
+    The chapter registry (repro/chapters.py) holds every chapter's entry: instead of the whole file, which would make
+    every chapter stale when one chapter gains a parameter, the fingerprint takes this chapter's ``registry_entry``.
+    """
     code = {str(p.relative_to(REPO_ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-            for p in code_files(notebook)}
+            for p in code_files(notebook) if p != REGISTRY}
+    if registry_entry:
+        code["repro/chapters.py (this chapter's entry)"] = hashlib.sha256(registry_entry.encode()).hexdigest()[:16]
     parts = {
         "notebook": _source_digest(notebook)[:16],
         "code": code,

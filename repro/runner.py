@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -189,7 +190,8 @@ def _save_status(chapter: chapters.Chapter, result: RunResult) -> None:
 def fingerprint_of(chapter: chapters.Chapter, values: dict[str, Any], data_keys=()) -> dict[str, Any]:
     from repro import data
 
-    return fingerprint.compute(chapter.notebook, values, data.current_identities(data_keys))
+    entry = repr(dataclasses.replace(chapter, source=None))  # the entry, not where a test put the notebook
+    return fingerprint.compute(chapter.notebook, values, data.current_identities(data_keys), entry)
 
 
 def staleness(result: RunResult) -> list[str]:
@@ -350,6 +352,8 @@ def _streamed(progress: bool):
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("  %(message)s"))
     handler.terminator = ""
+    # papermill logs a banner around every cell; the chapter's own lines and bars are what a reader wants to see
+    handler.addFilter(lambda record: not str(record.msg).lstrip().startswith(("Executing Cell", "Ending Cell")))
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO
     try:
