@@ -57,8 +57,10 @@ SYLVIE_PARAMS = COMMON + (
     Param("staleness_bound", int, 5, minimum=1, help="k of the Bounded Staleness Adaptor: a synchronous epoch every k"),
     Param("bns_rate", float, 0.1, minimum=0.0, help="BNS-GCN boundary sampling rate p"),
     Param("quant_backend", str, "auto", ("auto", "torch", "triton"), help="auto: Triton on CUDA, torch on CPU"),
+    Param("graph", str, "cora", ("cora", "citeseer"),
+          help="the small real graph (public Planetoid split), resolved through repro.data like every dataset"),
     Param("large_graph", str, "sbm", ("sbm", "reddit", "ogbn-products"),
-          help="the graph beside Cora: the seeded SBM, or a real graph already in the data cache (full scale)"),
+          help="the graph beside the small one: a seeded SBM, or a real graph from the data cache (full scale)"),
 )
 
 ACME_PARAMS = COMMON + (
@@ -97,8 +99,10 @@ TORCHGT_PARAMS = COMMON + (
           help="ECR threshold p = beta * global density, from the auto-tuner's ladder; 'all': p = 1 (released code)"),
     Param("switch_freq", int, 2, minimum=1, help="dual-interleaved attention: full-attention steps per epoch"),
     Param("memory_budget_mb", float, 1024.0, minimum=1.0, help="activation budget for the longest-sequence claim"),
+    Param("graph", str, "cora", ("cora", "citeseer"),
+          help="the small real graph (public Planetoid split), resolved through repro.data like every dataset"),
     Param("large_graph", str, "sbm", ("sbm", "ogbn-arxiv", "ogbn-products"),
-          help="the graph beside Cora: the seeded SBM, or an OGB graph already in the data cache (full scale)"),
+          help="the graph beside the small one: a seeded SBM, or an OGB graph from the data cache (full scale)"),
     Param("workers", int, 0, minimum=0, help="worker processes for the training runs; 0 = one per CPU core (<= 8)"),
 )
 

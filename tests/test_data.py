@@ -77,3 +77,16 @@ def test_cora_resolves_from_the_shared_mirror_and_loads(tmp_path, monkeypatch):
         pytest.skip("no Cora mirror on this machine")
     graph = data.load_cora()
     assert graph.num_nodes == 2708 and graph.x.shape[1] == 1433 and int(graph.train_mask.sum()) == 140
+
+
+def test_missing_citeseer_stops_with_the_files_and_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    monkeypatch.setenv("REPRO_OFFLINE", "1")
+    monkeypatch.setattr(data, "mirrors", lambda: [])
+    from repro import graphs
+
+    with pytest.raises(data.DataNotFoundError) as err:
+        graphs.planetoid("citeseer")  # the graph chapters' path for -p graph citeseer
+    message = str(err.value)
+    assert "'citeseer'" in message and "raw/ind.citeseer.test.index" in message
+    assert str(tmp_path / "planetoid" / "CiteSeer") in message and "kimiyoung/planetoid" in message

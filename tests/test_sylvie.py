@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from repro.sylvie import graphs, partition, report, train
+from repro import graphs
+from repro.sylvie import partition, report, train
 from repro.sylvie.exchange import HaloExchange, Method
 
 
@@ -21,14 +22,30 @@ def test_sbm_is_seeded_and_undirected(small_sbm):
 
 
 def test_metis_cuts_fewer_edges_than_a_random_partition(small_sbm):
-    metis = partition.edge_cut(small_sbm, partition.partition(small_sbm, 4, "metis"))
-    random = partition.edge_cut(small_sbm, partition.partition(small_sbm, 4, "random"))
+    metis = graphs.edge_cut(small_sbm, graphs.partition(small_sbm, 4, "metis"))
+    random = graphs.edge_cut(small_sbm, graphs.partition(small_sbm, 4, "random"))
     assert metis < 0.8 * random
 
 
+
+def _digest(t: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def test_shared_graph_module_keeps_the_graphs_and_partitions(small_sbm):
+    """Pinned before ``repro.graphs`` took the code over from ``repro.sylvie``: same seed, same graph, same METIS
+    parts (the SBM's edges and labels, and pymetis' 4-way membership with seed 0)."""
+    assert _digest(small_sbm.edge_index) == "81b12478ce9b5b32"
+    assert _digest(small_sbm.y) == "86a07fcf3f69417a"
+    owner = graphs.metis_membership(small_sbm.edge_index, small_sbm.num_nodes, 4, seed=0)
+    assert _digest(owner) == "4432dcedf77010e9"
+    assert torch.equal(graphs.partition(small_sbm, 4, "metis"), owner)
+
 @pytest.mark.parametrize("parts", [2, 4])
 def test_halo_bookkeeping_is_consistent(small_sbm, parts):
-    owner = partition.partition(small_sbm, parts)
+    owner = graphs.partition(small_sbm, parts)
     ranks = partition.split(small_sbm, owner)
     assert sorted(torch.cat([r.inner for r in ranks]).tolist()) == list(range(small_sbm.num_nodes))
     for r in ranks:
@@ -52,7 +69,7 @@ def test_partitioned_forward_equals_single_process_forward(model, parts):
 
 
 def test_bns_sender_and_receiver_draw_the_same_sample(small_sbm):
-    ranks = partition.split(small_sbm, partition.partition(small_sbm, 2))
+    ranks = partition.split(small_sbm, graphs.partition(small_sbm, 2))
     method = Method("bns", bns_rate=0.3)
     a, b = (HaloExchange(r, method, width=8, layers=3, seed=4) for r in ranks)
     for epoch in range(3):

@@ -4,13 +4,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from repro.sylvie import graphs as sylvie_graphs
+from repro import graphs as shared_graphs
 from repro.torchgt import attention, layout, train
 from repro.torchgt.model import Attend, GraphTransformer, MultiHeadAttention
 
 
 def _pattern(n=300, seed=0, token=True):
-    g = sylvie_graphs.sbm(n, seed=seed)
+    g = shared_graphs.sbm(n, seed=seed)
     return g, layout.sequence_pattern(g.edge_index, n, token)
 
 
@@ -60,7 +60,7 @@ def test_safe_softmax_survives_large_scores_where_the_clamped_one_changes_them()
 
 
 def test_metis_reorder_keeps_nodes_labels_and_edges_and_lowers_the_cut():
-    g = sylvie_graphs.sbm(1000, seed=1)
+    g = shared_graphs.sbm(1000, seed=1)
     order, sizes = layout.metis_order(g.edge_index, g.num_nodes, 8)
     assert sorted(order.tolist()) == list(range(g.num_nodes)) and sizes.sum() == g.num_nodes
     new_edges = layout.relabel(g.edge_index, order)
@@ -207,7 +207,7 @@ def test_the_spatial_encoding_does_not_change_the_other_variants_initial_weights
 
 
 def test_full_attention_trains_with_the_distance_bias():
-    g = sylvie_graphs.sbm(300, seed=2)
+    g = shared_graphs.sbm(300, seed=2)
     g = replace(g, train_mask=torch.ones(300, dtype=torch.bool), val_mask=torch.ones(300, dtype=torch.bool),
                 test_mask=torch.ones(300, dtype=torch.bool))
     seqs = train.make_sequences(g, 150, 0, with_spd=True)

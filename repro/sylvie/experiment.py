@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from repro.sylvie import graphs
+from repro import graphs
 from repro.sylvie.exchange import Method
 from repro.sylvie.train import PIPEGCN, VANILLA, Launch, TrainSettings, bns, launch, subset, sylvie_a, sylvie_s
 
@@ -58,13 +58,16 @@ class Results:
 
 
 def run(scale: str, seed: int, model: str, hidden: int, bits: int, staleness_bound: int, bns_rate: float,
-        backend: str, device: str, large_graph: str = "sbm", progress: bool = True) -> Results:
-    """Everything the chapter measures. Every launch spawns real processes over torch.distributed."""
+        backend: str, device: str, large_graph: str = "sbm", progress: bool = True, graph: str = "cora") -> Results:
+    """Everything the chapter measures. Every launch spawns real processes over torch.distributed.
+
+    ``graph`` is the small real graph (``cora`` or ``citeseer``); ``Results.cora`` holds its launch whichever it is.
+    """
     plan = PLANS[scale]
     seeds = [seed + i for i in range(plan.seeds)]
     base = TrainSettings(model=model, hidden=hidden, backend=backend, device=device, eval_every=plan.eval_every)
     core = core_methods(bits, staleness_bound, bns_rate)
-    cora = graphs.cora()
+    cora = graphs.planetoid(graph)
     sbm = graphs.sbm(plan.sbm_nodes, seed=seed) if large_graph == "sbm" else graphs.from_cache(large_graph)
     ablation = ablation_methods(bits) if plan.ablation else []
     cora_cfg = replace(base, epochs=plan.cora_epochs)

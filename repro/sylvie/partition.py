@@ -1,4 +1,5 @@
-"""METIS partitions and the halo bookkeeping of partition-parallel full-graph training.
+"""The halo bookkeeping of partition-parallel full-graph training (the partitions
+themselves, METIS or random, are in ``repro.graphs``).
 
 Rank r owns its *inner* nodes. Its *halo* holds copies of the nodes of other ranks that have an edge into r's inner
 nodes, ordered by owner rank and then by global id. ``send_index[s]`` lists the inner rows that rank r sends to rank
@@ -8,44 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from repro.sylvie.graphs import Graph
-
-
-def partition(graph: Graph, parts: int, method: str = "metis", seed: int = 0) -> torch.Tensor:
-    """Owner rank of every node: METIS (pymetis, minimising the edge cut) or uniform random."""
-    n = graph.num_nodes
-    if parts == 1:
-        return torch.zeros(n, dtype=torch.long)
-    if method == "random":
-        # numpy's PCG64 stream, not torch's: a torch generator with the same seed as the graph's would correlate
-        # the owners with the labels
-        return torch.as_tensor(np.random.default_rng([seed, parts]).integers(0, parts, n), dtype=torch.long)
-    if method != "metis":
-        raise ValueError(f"partition method must be 'metis' or 'random', got {method!r}")
-    return metis_membership(graph.edge_index, n, parts, seed)
-
-
-def metis_membership(edge_index: torch.Tensor, n: int, parts: int, seed: int = 0) -> torch.Tensor:
-    """METIS part of every node (pymetis) for an undirected edge list holding both directions."""
-    import pymetis
-
-    src, dst = edge_index
-    order = torch.argsort(src * n + dst)
-    adjncy = dst[order].numpy().astype(np.int32)
-    xadj = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(np.bincount(src.numpy(), minlength=n), out=xadj[1:])
-    options = pymetis.Options(seed=seed)
-    _, membership = pymetis.part_graph(parts, pymetis.CSRAdjacency(xadj, adjncy), options=options)
-    return torch.as_tensor(np.asarray(membership), dtype=torch.long)
-
-
-def edge_cut(graph: Graph, owner: torch.Tensor) -> int:
-    """Undirected edges whose endpoints live on different ranks."""
-    src, dst = graph.edge_index
-    return int((owner[src] != owner[dst]).sum()) // 2
+from repro.graphs import Graph
 
 
 @dataclass

@@ -156,14 +156,15 @@ def claims(cora: Launch, sbm: Launch, bytes_256: Launch, names: dict[str, str], 
     paper = PAPER["ratio_256"]
     out.append(Claim("c1_bytes_256", "our wire format gives the paper's fp32/1-bit byte ratio at hidden size 256",
                      paper.value, paper.source, measured_256, "x", RatioBand(paper.value, 0.95, 1.05),
-                     kind="check", note=f"Cora, P=2; formula for our row counts {analytic_256:.2f}x"))
+                     kind="check",
+                     note=f"{bytes_256.graph}, P={bytes_256.parts}; formula for our row counts {analytic_256:.2f}x"))
     measured_h, analytic_h = bytes_ratio(cora, bits)
     out.append(Claim("c1_bytes_formula", f"bytes counted at the send call equal the wire-format formula "
                      f"(int{bits}, H={cora.settings.hidden})", f"{analytic_h:.3f}x (formula)",
                      "message_bytes(): packed rows + fp16 min and step", measured_h / analytic_h, "measured/formula",
                      Tolerance(1.0, 1e-6), kind="check"))
     # C2. Accuracy parity with fp32 synchronous training, each variant against the paper's figure for that variant.
-    for key, graph, launch in (("cora", "Cora", cora), ("large", sbm.graph, sbm)):
+    for key, graph, launch in (("cora", cora.graph, cora), ("large", sbm.graph, sbm)):
         for role in ("sync", "pipelined", "bounded"):
             paper = PAPER[f"acc_gap_{role}"]
             out.append(Claim(f"c2_acc_{role}_{key}", f"{names[role]} keeps fp32 sync test accuracy on {graph} "

@@ -14,10 +14,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from repro.graphs import Graph, edge_cut, partition
 from repro.sylvie.exchange import HaloExchange, Method
-from repro.sylvie.graphs import Graph
 from repro.sylvie.model import PartitionedGNN, aggregation_matrix, full_graph_aggregate
-from repro.sylvie.partition import RankGraph, edge_cut, partition, split
+from repro.sylvie.partition import RankGraph, split
 from repro.utils import free_port
 
 VANILLA = Method("fp32 sync (vanilla)")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repro.sylvie import graphs as sylvie_graphs
+from repro import graphs as shared_graphs
 from repro.torchgt import attention
 from repro.torchgt import layout as lay
 from repro.utils import time_it
@@ -48,7 +48,7 @@ class Case:
 def make_case(size: int, seed: int, beta=1.0, block: int = 16, clusters: int = 8, shards: int = 4,
               avg_degree: float = 10.0) -> Case:
     """An SBM graph of ``size`` nodes (random ids), its METIS reordering, tile layouts and the shard edge cuts."""
-    g = sylvie_graphs.sbm(size, avg_degree=avg_degree, seed=seed)
+    g = shared_graphs.sbm(size, avg_degree=avg_degree, seed=seed)
     order, sizes = lay.metis_order(g.edge_index, size, clusters, seed=seed)
     metis_edges = lay.relabel(g.edge_index, order)
     rand = lay.sequence_pattern(g.edge_index, size, global_token=False)

@@ -70,7 +70,7 @@ def check_conditions(pattern: Pattern) -> dict[str, bool]:
 
 def metis_order(edge_index: torch.Tensor, num_nodes: int, parts: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
     """Node order that makes every METIS part contiguous. Returns (order, part sizes): order[new] = old id."""
-    from repro.sylvie.partition import metis_membership
+    from repro.graphs import metis_membership
 
     if parts <= 1:
         return torch.arange(num_nodes), np.array([num_nodes])

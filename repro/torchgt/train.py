@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from repro.sylvie.graphs import Graph
+from repro.graphs import Graph
 from repro.torchgt import layout as lay
 from repro.torchgt.model import MAX_DISTANCE, Attend, GraphTransformer
 

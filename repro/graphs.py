@@ -1,8 +1,11 @@
-"""Graphs for the Sylvie chapter: Cora (real) and a stochastic block model with known structure (synthetic)."""
+"""Graphs shared by the graph chapters (Sylvie, TorchGT): the ``Graph`` type, the Planetoid citation graphs (Cora,
+CiteSeer) resolved through ``repro.data``, a seeded stochastic block model with known structure, the large graphs read
+from the data cache, and METIS / random partitions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -37,13 +40,27 @@ def _clean_undirected(edge_index: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack([key // n, key % n])
 
 
-def cora() -> Graph:
-    """Cora with the public Planetoid split (140 / 500 / 1000), resolved through ``repro.data``."""
-    from repro.data import load_cora
+PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer"}  # the chapters' ``graph`` parameter -> display name
 
-    d = load_cora()
-    return Graph("Cora", d.x.float(), d.y, _clean_undirected(d.edge_index, d.num_nodes), d.train_mask,
+
+def planetoid(name: str = "cora") -> Graph:
+    """Cora or CiteSeer with the public Planetoid split (20 per class / 500 / 1000), resolved through ``repro.data``.
+
+    CiteSeer's test index skips 15 ids (isolated papers without features): torch-geometric's Planetoid gives them
+    zero features, and they are in no split mask, so no accuracy counts them.
+    """
+    from repro.data import load_planetoid
+
+    if name not in PLANETOID:
+        raise ValueError(f"unknown Planetoid graph {name!r}; known: {', '.join(PLANETOID)}")
+    d = load_planetoid(name)
+    return Graph(PLANETOID[name], d.x.float(), d.y, _clean_undirected(d.edge_index, d.num_nodes), d.train_mask,
                  d.val_mask, d.test_mask, int(d.y.max()) + 1)
+
+
+def cora() -> Graph:
+    """Cora with the public Planetoid split (140 / 500 / 1000)."""
+    return planetoid("cora")
 
 
 def sbm(num_nodes: int, num_classes: int = 8, avg_degree: float = 10.0, homophily: float = 0.5,
@@ -124,3 +141,37 @@ def from_cache(name: str) -> Graph:
             mask[split[key]] = True
             masks.append(mask)
     return Graph(name, d.x.float(), d.y, _clean_undirected(d.edge_index, d.num_nodes), *masks, int(d.y.max()) + 1)
+
+
+def partition(graph: Graph, parts: int, method: str = "metis", seed: int = 0) -> torch.Tensor:
+    """Owner rank of every node: METIS (pymetis, minimising the edge cut) or uniform random."""
+    n = graph.num_nodes
+    if parts == 1:
+        return torch.zeros(n, dtype=torch.long)
+    if method == "random":
+        # numpy's PCG64 stream, not torch's: a torch generator with the same seed as the graph's would correlate
+        # the owners with the labels
+        return torch.as_tensor(np.random.default_rng([seed, parts]).integers(0, parts, n), dtype=torch.long)
+    if method != "metis":
+        raise ValueError(f"partition method must be 'metis' or 'random', got {method!r}")
+    return metis_membership(graph.edge_index, n, parts, seed)
+
+
+def metis_membership(edge_index: torch.Tensor, n: int, parts: int, seed: int = 0) -> torch.Tensor:
+    """METIS part of every node (pymetis) for an undirected edge list holding both directions."""
+    import pymetis
+
+    src, dst = edge_index
+    order = torch.argsort(src * n + dst)
+    adjncy = dst[order].numpy().astype(np.int32)
+    xadj = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(src.numpy(), minlength=n), out=xadj[1:])
+    options = pymetis.Options(seed=seed)
+    _, membership = pymetis.part_graph(parts, pymetis.CSRAdjacency(xadj, adjncy), options=options)
+    return torch.as_tensor(np.asarray(membership), dtype=torch.long)
+
+
+def edge_cut(graph: Graph, owner: torch.Tensor) -> int:
+    """Undirected edges whose endpoints live on different ranks."""
+    src, dst = graph.edge_index
+    return int((owner[src] != owner[dst]).sum()) // 2
