@@ -103,6 +103,12 @@ def test_fingerprints_follow_each_chapters_own_imports():
     assert any(f.startswith("repro/sylvie/") for f in files["sylvie"])
     assert all("repro/claims.py" in v for v in files.values())  # the core, followed through repro/__init__
     assert not any(f.startswith("repro/sylvie/") for f in files["acme"])  # touching Sylvie leaves Acme current
+    assert not any(f.startswith("repro/sylvie/") for f in files["torchgt"])  # TorchGT no longer borrows Sylvie's code
+    # the shared graph module makes exactly the two graph chapters stale
+    assert {slug for slug, v in files.items() if "repro/graphs.py" in v} == {"sylvie", "torchgt"}
+    # the registry enters each fingerprint as that chapter's entry, not as the whole file
+    code = runner.fingerprint_of(chapters.get("sylvie"), chapters.get("sylvie").defaults())["code"]
+    assert "repro/chapters.py" not in code and "repro/chapters.py (this chapter's entry)" in code
 
 
 def test_a_killed_run_keeps_the_last_good_page_and_says_interrupted(tmp_path, monkeypatch):
