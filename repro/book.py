@@ -84,7 +84,7 @@ def counts_figure(results: list[RunResult], path: Path) -> Path:
         left = [a + b for a, b in zip(left, widths)]
     ax.invert_yaxis()
     ax.set_xlabel("claims (count)")
-    ax.set_title("Verdicts per chapter: reproductions, then checks (hatched, never counted as reproduced)")
+    ax.set_title("Verdicts per chapter (checks hatched: never counted as reproduced)", fontsize=10)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
