@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -271,6 +272,11 @@ def _execute(chapter, values, final: Path, progress: bool, record: bool, timeout
     env = environment()
     error, started = None, time.perf_counter()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
+    # the chapter's scratch space (TMPDIR for the kernel and every process it starts) lives in the build's temp area
+    # and goes when the run ends, finished, failed or interrupted
+    run_scratch = Path(tempfile.mkdtemp(dir=scratch, prefix=f"{chapter.stem}-scratch-"))
+    saved_env = {k: os.environ.get(k) for k in ("TMPDIR", "REPRO_SCRATCH")}
+    os.environ["TMPDIR"] = os.environ["REPRO_SCRATCH"] = str(run_scratch)
     try:
         with _streamed(progress):
             papermill.execute_notebook(
@@ -293,6 +299,12 @@ def _execute(chapter, values, final: Path, progress: bool, record: bool, timeout
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(run_scratch, ignore_errors=True)
     wall = time.perf_counter() - started
     nb = nbformat.read(tmp, as_version=4)
     claims = [c for block in collect(nb, CLAIMS_MIME) for c in block["claims"]]

@@ -6,7 +6,7 @@ import nbformat
 from repro.chapters import Chapter, Paper
 
 
-def write_chapter(folder: Path, crash: bool, hang: bool = False) -> Chapter:
+def write_chapter(folder: Path, crash: bool, hang: bool = False, scratch: bool = False) -> Chapter:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('scale = "default"\ndevice = "auto"\nseed = 0')
     params.metadata["tags"] = ["parameters"]
@@ -18,6 +18,10 @@ def write_chapter(folder: Path, crash: bool, hang: bool = False) -> Chapter:
     nb.cells = [nbformat.v4.new_markdown_cell("# A demo chapter"), params, nbformat.v4.new_code_cell(body)]
     if crash:
         nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('the experiment diverged')"))
+    if scratch:  # leave a file in the temp dir, as a chapter writing checkpoints would
+        nb.cells.append(nbformat.v4.new_code_cell(
+            "import pathlib, tempfile\nleft = pathlib.Path(tempfile.mkdtemp()) / 'checkpoint.pt'\n"
+            "left.write_bytes(b'x' * 1000)\nprint('SCRATCH', left)"))
     if hang:
         nb.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(120)"))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -163,3 +163,20 @@ def test_the_rendered_chapter_shows_one_parameters_cell(tmp_path, monkeypatch):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "Parameters of this run" in injected[0].source
     assert all("remove-cell" in c.metadata["tags"] for c in defaults)
+
+
+@pytest.mark.parametrize("crash", [False, True])
+def test_a_run_leaves_no_scratch_behind(tmp_path, monkeypatch, crash):
+    chapter = write_chapter(tmp_path, crash=crash, scratch=True)
+    if crash:  # the crash comes after the scratch file: move it last
+        nb = nbformat.read(chapter.notebook, as_version=4)
+        nb.cells.append(nb.cells.pop(3))
+        nbformat.write(nb, chapter.notebook)
+    register(monkeypatch, chapter)
+    result = runner.run_chapter(chapter.slug, {"scale": "smoke"}, progress=False, force=True)
+    nb = nbformat.read(result.notebook, as_version=4)
+    printed = [o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if "SCRATCH" in o.get("text", "")]
+    assert printed, "the scratch cell did not run"
+    left = printed[0].split()[1]
+    assert left.startswith(str(runner.build_dir() / "tmp"))  # under the build's temp area, not the system's
+    assert not any((runner.build_dir() / "tmp").glob("*-scratch-*"))  # and gone once the run ended
