@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface, for a torch.distributed rendezvous."""
-    import socket
+def file_rendezvous(folder: str | os.PathLike) -> str:
+    """A ``file://`` init method for ``torch.distributed.init_process_group``, in ``folder`` (which must outlive the
+    launch). Unlike picking a free TCP port and binding it later, nothing can take it in between."""
+    import uuid
+    from pathlib import Path
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return (Path(folder).resolve() / f"rendezvous-{uuid.uuid4().hex}").as_uri()
 
 
 def seed_everything(seed: int) -> None:

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from repro.utils import free_port
+from repro.utils import file_rendezvous
 
 
 def round_one_groups(world: int) -> list[list[int]]:
@@ -75,9 +75,9 @@ def _one_trial(rank: int, world: int, faulty: list[int], delay_s: float, repeats
             "round_one_s": group_time, "threshold_s": threshold, "tests": len(groups) + len(suspects)}
 
 
-def _worker(rank: int, world: int, port: int, trials: list[tuple[list[int], float]], out: str, repeats: int,
+def _worker(rank: int, world: int, init_method: str, trials: list[tuple[list[int], float]], out: str, repeats: int,
             slack_s: float) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world,
                             timeout=timedelta(seconds=120))
     try:
         results = []
@@ -100,8 +100,9 @@ def two_round_trials(world: int, trials: list[tuple[list[int], float]], repeats:
     ``repeats * delay_s`` to its group: near ``slack_s`` it is at the edge of detection."""
     with tempfile.TemporaryDirectory(prefix="repro-acme-") as tmp:
         out = str(Path(tmp) / "result.pt")
-        mp.start_processes(_worker, args=(world, free_port(), [(list(f), float(d)) for f, d in trials], out, repeats,
-                                          slack_s), nprocs=world, start_method="spawn")
+        planted = [(list(f), float(d)) for f, d in trials]
+        mp.start_processes(_worker, args=(world, file_rendezvous(tmp), planted, out, repeats, slack_s), nprocs=world,
+                           start_method="spawn")
         return torch.load(out)
 
 

@@ -18,7 +18,7 @@ from repro.graphs import Graph, edge_cut, partition
 from repro.sylvie.exchange import HaloExchange, Method
 from repro.sylvie.model import PartitionedGNN, aggregation_matrix, full_graph_aggregate
 from repro.sylvie.partition import RankGraph, split
-from repro.utils import free_port
+from repro.utils import file_rendezvous
 
 VANILLA = Method("fp32 sync (vanilla)")
 PIPEGCN = Method("PipeGCN (fp32, pipelined)", pipeline=True)
@@ -141,13 +141,13 @@ def _single_process_logits(graph: Graph, agg0: torch.Tensor, cfg: TrainSettings)
         return model(whole.x, agg0, aggregation_matrix(whole, cfg.model), lambda layer, h: h.new_zeros(0, h.shape[1]))
 
 
-def _worker(rank: int, world: int, port: int, job_path: str, result_path: str, queue) -> None:
+def _worker(rank: int, world: int, init_method: str, job_path: str, result_path: str, queue) -> None:
     job = torch.load(job_path, weights_only=False)
     cfg: TrainSettings = job["settings"]
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     use_nccl = cfg.device == "cuda" and torch.cuda.device_count() >= world
     device = torch.device(f"cuda:{rank % max(1, torch.cuda.device_count())}" if cfg.device == "cuda" else "cpu")
-    dist.init_process_group("nccl" if use_nccl else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+    dist.init_process_group("nccl" if use_nccl else "gloo", init_method=init_method, rank=rank,
                             world_size=world, timeout=timedelta(seconds=job.get("timeout_s", 300)))
     try:
         rg: RankGraph = job["ranks"][rank]
@@ -219,7 +219,7 @@ def launch(graph: Graph, parts: int, methods: list[Method], seeds: list[int], cf
 
             bar = tqdm(total=sum(c.epochs for _, _, c in runs), desc=f"{graph.name} P={parts}", unit="epoch",
                        leave=False)
-        procs = mp.start_processes(_worker, args=(parts, free_port(), job_path, result_path, queue),
+        procs = mp.start_processes(_worker, args=(parts, file_rendezvous(tmp), job_path, result_path, queue),
                                    nprocs=parts, join=False, start_method="spawn")
         while not procs.join(timeout=0.2):
             while not queue.empty():

@@ -21,7 +21,7 @@ the byte.
 """
 from __future__ import annotations
 
-import os
+import tempfile
 from dataclasses import dataclass
 from queue import Empty
 
@@ -88,10 +88,9 @@ def ulysses_attention(x_local: torch.Tensor, layer: MultiHeadAttention, attend: 
     return layer.out(out.transpose(0, 1).reshape(x_local.shape))
 
 
-def _worker(rank: int, ranks: int, port: int, cases, state, result_queue):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _worker(rank: int, ranks: int, init_method: str, cases, state, result_queue):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=ranks)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=ranks)
     try:
         layer = MultiHeadAttention(state["dim"], state["heads"])
         layer.load_state_dict(state["weights"])
@@ -154,7 +153,7 @@ def run_ulysses(cases: list[tuple[torch.Tensor, Attend]], layer: MultiHeadAttent
     all cases), then, on the same shards, an all-gather of K and V (the alternative to Ulysses). Returns one
     :class:`Transfer` per case (``out`` as an (S, d) tensor). S must divide by ``ranks`` (pad the sequence
     otherwise)."""
-    from repro.utils import free_port
+    from repro.utils import file_rendezvous
 
     for x, _ in cases:
         if x.shape[0] % ranks:
@@ -164,8 +163,9 @@ def run_ulysses(cases: list[tuple[torch.Tensor, Attend]], layer: MultiHeadAttent
     state = {"heads": layer.heads, "dim": layer.out.in_features,
              "weights": {k: v.detach().clone() for k, v in layer.state_dict().items()}}
     cases = [(x.detach(), attend) for x, attend in cases]
-    procs = mp.start_processes(_worker, args=(ranks, free_port(), cases, state, queue), nprocs=ranks,
-                               join=False, start_method="spawn")
+    rendezvous = tempfile.TemporaryDirectory(prefix="repro-torchgt-")
+    procs = mp.start_processes(_worker, args=(ranks, file_rendezvous(rendezvous.name), cases, state, queue),
+                               nprocs=ranks, join=False, start_method="spawn")
     while True:  # read before joining (a large result would block the writer on a full pipe)
         try:
             results = queue.get(timeout=1.0)
@@ -174,6 +174,7 @@ def run_ulysses(cases: list[tuple[torch.Tensor, Attend]], layer: MultiHeadAttent
             procs.join(timeout=0)  # raises, with the rank's traceback, when a worker failed
     while not procs.join():
         pass
+    rendezvous.cleanup()
     for r in results:
         r.out = torch.from_numpy(r.out)
     return results
