@@ -276,6 +276,8 @@ def _execute(chapter, values, final: Path, progress: bool, record: bool, timeout
     # and goes when the run ends, finished, failed or interrupted
     run_scratch = Path(tempfile.mkdtemp(dir=scratch, prefix=f"{chapter.stem}-scratch-"))
     saved_env = {k: os.environ.get(k) for k in ("TMPDIR", "REPRO_SCRATCH")}
+    # this process keeps its own temp dir: tempfile caches the first one it sees, and the scratch goes after the run
+    saved_tempdir, tempfile.tempdir = tempfile.tempdir, tempfile.gettempdir()
     os.environ["TMPDIR"] = os.environ["REPRO_SCRATCH"] = str(run_scratch)
     try:
         with _streamed(progress):
@@ -304,6 +306,7 @@ def _execute(chapter, values, final: Path, progress: bool, record: bool, timeout
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        tempfile.tempdir = saved_tempdir
         shutil.rmtree(run_scratch, ignore_errors=True)
     wall = time.perf_counter() - started
     nb = nbformat.read(tmp, as_version=4)

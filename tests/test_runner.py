@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -173,7 +174,12 @@ def test_a_run_leaves_no_scratch_behind(tmp_path, monkeypatch, crash):
         nb.cells.append(nb.cells.pop(3))
         nbformat.write(nb, chapter.notebook)
     register(monkeypatch, chapter)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # as in a fresh `repro book` process, before any temp file
     result = runner.run_chapter(chapter.slug, {"scale": "smoke"}, progress=False, force=True)
+    # the runner's own process keeps its temp dir: a later chapter in the same `repro book` must still find it
+    assert Path(tempfile.gettempdir()).is_dir() and "scratch" not in tempfile.gettempdir()
     nb = nbformat.read(result.notebook, as_version=4)
     printed = [o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if "SCRATCH" in o.get("text", "")]
     assert printed, "the scratch cell did not run"
