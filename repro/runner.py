@@ -220,7 +220,11 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, turned into the same clean stop as Ctrl-C."""
 
 
+_TERMINATING = []  # set by the SIGTERM handler
+
+
 def _raise_terminated(signum, frame):
+    _TERMINATING.append(signum)
     raise _Terminated()
 
 
@@ -286,11 +290,16 @@ def _execute(chapter, values, final: Path, progress: bool, record: bool, timeout
                 kernel_name="python3", execution_timeout=timeout or default_timeout(values["scale"]),
                 log_output=progress,
             )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as exc:
+        # CPython 3.11 can turn an exception raised by a signal handler inside compile() into a SystemError
+        if isinstance(exc, SystemError) and not _TERMINATING:
+            raise
         with contextlib.suppress(OSError):
             tmp.unlink()
         if record:
             _mark_interrupted(chapter, values)
+        if isinstance(exc, SystemError):
+            raise KeyboardInterrupt from exc
         raise
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}".strip()
@@ -301,6 +310,7 @@ def _execute(chapter, values, final: Path, progress: bool, record: bool, timeout
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        _TERMINATING.clear()
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

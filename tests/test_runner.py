@@ -82,7 +82,7 @@ def test_scoreboard_prints_and_writes_files(tmp_path, monkeypatch, capsys):
 def test_an_unchanged_chapter_is_not_executed_again_and_a_changed_one_is_stale(tmp_path, monkeypatch):
     chapter = write_chapter(tmp_path, crash=False)
     register(monkeypatch, chapter)
-    first = runner.run_chapter("demo", {"scale": "smoke"}, progress=False)
+    first = runner.run_chapter("demo", {"scale": "smoke"}, progress=False, force=True)  # other tests ran "demo"
     assert not first.cached and first.fingerprint["digest"]
     again = runner.run_chapter("demo", {"scale": "smoke"}, progress=False)
     assert again.cached and again.finished == first.finished
@@ -124,7 +124,8 @@ def test_a_killed_run_keeps_the_last_good_page_and_says_interrupted(tmp_path, mo
     (tmp_path / "hanging").mkdir()
     hanging = write_chapter(tmp_path / "hanging", crash=False, hang=True)  # the same chapter, edited to hang
     monkeypatch.setattr(chapters, "CHAPTERS", tuple(c for c in chapters.CHAPTERS if c.slug != "demo") + (hanging,))
-    timer = threading.Timer(8.0, os.kill, (os.getpid(), signal.SIGTERM))
+    # late enough that the kernel sits in the sleeping cell, not in start-up imports
+    timer = threading.Timer(25.0, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
