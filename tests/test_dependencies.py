@@ -18,7 +18,6 @@ except ImportError:  # Python 3.10: the dev extra installs tomli
 # Modules that are not distributions of their own, or that come with one we declare under another name.
 EXCEPTIONS = {
     "repro": "this project",
-    "IPython": "ipykernel depends on it; the chapters run inside an IPython kernel",
 }
 
 
